@@ -1,0 +1,161 @@
+/* internal.h - runtime structures shared by the runtime's own modules.
+ * Not installed; tests and benchmarks may include it to reach below the API.
+ */
+#ifndef BC_INTERNAL_H
+#define BC_INTERNAL_H
+
+#include "blockcoord.h"
+#include "mpscq.h"
+#include "pool.h"
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BC_CACHELINE 64
+#define BC_MAX_WORKERS 64
+#define BC_RQ_SIZE 256 /* per-worker run queue slots, power of two */
+#define BC_DEFAULT_BATCH 64
+#define BC_DEFAULT_SPIN_US 50
+
+#define bc_container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* bc_msg_t.flags */
+#define BC_MSGF_TIMER 0x1u    /* a bc_timer_tick_t: holds a timer reference */
+#define BC_MSGF_EMBEDDED 0x2u /* part of another object: never freed */
+
+/* Internal system message types. */
+#define BC_MSG_STOP_REQ 0xffff0100u /* bc_stop()'s request, in the mailbox */
+
+/* bc_actor_t.flags */
+#define BC_ACTOR_STOP_REQ 0x1u /* bc_stop() was called */
+#define BC_ACTOR_STOPPED 0x2u  /* BC_MSG_STOPPED delivered; mailbox closed */
+
+struct bc_actor_s {
+    /* Line 0: written by other threads (senders, retain/release, stop). The
+     * mailbox tail is the consumer's, but as in Pony it shares the line with
+     * the head: one pop per message touches it. */
+    bc_mpscq_t mq;          /* head (producers), stub, tail (owner) */
+    _Atomic uint32_t rc;    /* references: runtime (until stopped) + handles */
+    _Atomic uint32_t flags; /* BC_ACTOR_* */
+    bc_msg_t stop_msg;      /* embedded BC_MSG_STOP_REQ: no allocation */
+    /* Line 1: the running worker's (and the scheduler's queue link). */
+    alignas(BC_CACHELINE) bc_behaviour_fn fn;
+    void *state;
+    bc_runtime_t *rt;
+    bc_actor_t *live_prev, *live_next; /* live list of shard `shard` */
+    bc_msg_t sched_node;               /* link in the inject / pinned queues */
+    int16_t shard;                     /* live-list shard */
+    int16_t pin;                       /* worker it must run on, or -1 */
+    uint32_t pad_;
+};
+_Static_assert(sizeof(struct bc_actor_s) == 2 * BC_CACHELINE, "actor is two cache lines");
+
+typedef struct bc_live_shard_s {
+    alignas(BC_CACHELINE) pthread_mutex_t lock;
+    bc_actor_t *head;
+} bc_live_shard_t;
+
+typedef struct bc_worker_s {
+    /* Owner-only. */
+    alignas(BC_CACHELINE) bc_runtime_t *rt;
+    unsigned index;
+    unsigned runnext_streak;
+    bc_actor_t *runnext; /* the actor made runnable last: runs next (not stealable) */
+    uint64_t rng;
+    uint64_t tick;
+    pthread_t thread;
+    bc_mpscq_t pinned; /* actors pinned here, pushed by anyone */
+    /* Run queue: head moved by the owner and by thieves, tail by the owner. */
+    alignas(BC_CACHELINE) _Atomic uint32_t rq_head;
+    alignas(BC_CACHELINE) _Atomic uint32_t rq_tail;
+    _Atomic(bc_actor_t *) rq[BC_RQ_SIZE];
+    /* Parking: 1 = a wake is pending. */
+    alignas(BC_CACHELINE) _Atomic uint32_t futex;
+    /* Statistics, owner-written, read racily by stats(). */
+    _Atomic uint64_t n_parks, n_wakes, n_steals;
+    /* Deterministic mode: the runnable set, picked from at random. */
+    bc_actor_t **bag;
+    size_t bag_len, bag_cap;
+} bc_worker_t;
+
+typedef struct bc_io_s bc_io_t;
+
+struct bc_runtime_s {
+    bc_worker_t *workers;
+    unsigned nworkers;
+    unsigned batch;
+    unsigned spin_us;
+    int det;
+    uint64_t seed;
+
+    /* Actors made runnable off the workers, or overflow; one consumer at a time. */
+    alignas(BC_CACHELINE) bc_mpscq_t inject;
+    alignas(BC_CACHELINE) atomic_flag inject_lock;
+    alignas(BC_CACHELINE) _Atomic uint64_t parked_mask; /* bit i: worker i parked */
+    _Atomic int spinning;                               /* workers looking for work */
+    _Atomic int stopping;                               /* workers must exit */
+    _Atomic int destroying;                             /* no more spawns */
+
+    alignas(BC_CACHELINE) _Atomic uint64_t live; /* actors not yet stopped */
+    _Atomic uint64_t spawned, stopped, dead_letters;
+    pthread_mutex_t wait_lock;
+    pthread_cond_t wait_cond;
+
+    bc_live_shard_t *shards; /* nworkers + 1 (non-worker threads) */
+    bc_io_t *io;
+};
+
+/* The worker running on this thread, or NULL. */
+extern _Thread_local bc_worker_t *bc__tls_worker;
+
+/* sched.c */
+int bc__sched_start(bc_runtime_t *rt);
+void bc__sched_stop(bc_runtime_t *rt);
+/* Make `a` runnable. Called by whoever saw its mailbox leave the idle state. */
+void bc__schedule(bc_actor_t *a);
+
+/* actor.c */
+/* Run one turn of `a` on worker `w`; returns true if `a` must be queued
+ * again (it has more messages), false if it went idle or stopped. */
+bool bc__actor_run(bc_worker_t *w, bc_actor_t *a, unsigned batch);
+/* Ask every live actor to stop. Returns the number asked. */
+size_t bc__actor_stop_all(bc_runtime_t *rt);
+
+/* io.c */
+typedef struct bc_io_task_s bc_io_task_t;
+typedef void (*bc_io_task_fn)(bc_io_t *io, bc_io_task_t *task);
+struct bc_io_task_s {
+    bc_msg_t node; /* queue link */
+    bc_io_task_fn fn;
+};
+int bc__io_start(bc_runtime_t *rt);
+void bc__io_stop(bc_runtime_t *rt);
+/* Run task->fn on the I/O thread, soon. Any thread. Wait-free. */
+void bc_io_post(bc_runtime_t *rt, bc_io_task_t *task);
+/* The I/O thread's libev loop (I/O thread only, or before start). */
+struct ev_loop *bc_io_loop(bc_io_t *io);
+bc_runtime_t *bc_io_runtime(bc_io_t *io);
+/* True on the I/O thread. */
+bool bc_io_is_current(bc_io_t *io);
+/* Register fn to run on the I/O thread when the runtime shuts down, before
+ * the loop stops (last registered runs first). Before start or on the I/O
+ * thread only. Returns 0 or -ENOSPC. */
+int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
+uint64_t bc__io_timers_pending(bc_io_t *io);
+
+/* timer.c (runs on the I/O thread) */
+typedef struct bc_timers_s bc_timers_t;
+bc_timers_t *bc__timers_create(bc_io_t *io);
+bc_timers_t *bc__io_timers(bc_io_t *io);
+void bc__timers_destroy(bc_timers_t *t);
+uint64_t bc__timers_pending(bc_timers_t *t);
+/* Drop a timer reference carried by a tick message. */
+void bc__timer_tick_release(bc_msg_t *tick);
+/* True if the tick's timer has been cancelled. */
+bool bc__timer_tick_cancelled(bc_msg_t *tick);
+
+#endif /* BC_INTERNAL_H */

@@ -1,0 +1,190 @@
+/* runtime.c - creating, waiting on and destroying a runtime.
+ *
+ * A runtime is its workers (sched.c), its I/O thread (io.c) and the list of
+ * live actors (actor.c). Destruction is ordered so that nothing is freed
+ * under a running thread: stop every actor and wait for the last one, stop
+ * the I/O thread (timers and connections go with it), then the workers.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void bc_runtime_opts_init(bc_runtime_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    const char *s = getenv("BC_WORKERS");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v > 0 && v <= BC_MAX_WORKERS)
+            o->workers = (unsigned)v;
+        else
+            bc_log(BC_LOG_WARN, "BC_WORKERS=\"%s\" ignored: expected 1..%d", s, BC_MAX_WORKERS);
+    }
+}
+
+static void runtime_free(bc_runtime_t *rt)
+{
+    if (rt->shards) {
+        for (unsigned i = 0; i <= rt->nworkers; i++)
+            pthread_mutex_destroy(&rt->shards[i].lock);
+    }
+    free(rt->shards);
+    free(rt->workers);
+    pthread_mutex_destroy(&rt->wait_lock);
+    pthread_cond_destroy(&rt->wait_cond);
+    free(rt);
+}
+
+int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
+{
+    bc_runtime_opts_t defaults;
+    int rc = -ENOMEM;
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (opts == NULL) {
+        bc_runtime_opts_init(&defaults);
+        opts = &defaults;
+    }
+    unsigned n = opts->workers;
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+        if (n > BC_MAX_WORKERS)
+            n = BC_MAX_WORKERS;
+    }
+    if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000)
+        return -EINVAL;
+    if (opts->deterministic)
+        n = 1;
+
+    bc_runtime_t *rt = aligned_alloc(BC_CACHELINE, sizeof *rt);
+    if (rt == NULL)
+        return -ENOMEM;
+    memset(rt, 0, sizeof *rt);
+    pthread_mutex_init(&rt->wait_lock, NULL);
+    pthread_cond_init(&rt->wait_cond, NULL);
+    rt->nworkers = n;
+    rt->batch = opts->batch ? opts->batch : BC_DEFAULT_BATCH;
+    rt->spin_us = opts->spin_us ? opts->spin_us : BC_DEFAULT_SPIN_US;
+    rt->det = opts->deterministic != 0;
+    rt->seed = opts->seed;
+    bc_mpscq_init(&rt->inject, 0);
+    atomic_flag_clear(&rt->inject_lock);
+
+    rt->workers = aligned_alloc(BC_CACHELINE, sizeof(bc_worker_t) * n);
+    rt->shards = aligned_alloc(BC_CACHELINE, sizeof(bc_live_shard_t) * (n + 1));
+    if (rt->workers == NULL || rt->shards == NULL)
+        goto err;
+    memset(rt->workers, 0, sizeof(bc_worker_t) * n);
+    memset(rt->shards, 0, sizeof(bc_live_shard_t) * (n + 1));
+    for (unsigned i = 0; i <= n; i++)
+        pthread_mutex_init(&rt->shards[i].lock, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        bc_worker_t *w = &rt->workers[i];
+        w->rt = rt;
+        w->index = i;
+        w->rng = (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
+        bc_mpscq_init(&w->pinned, 0);
+    }
+    if ((rc = bc__io_start(rt)) != 0)
+        goto err;
+    if ((rc = bc__sched_start(rt)) != 0) {
+        bc__io_stop(rt);
+        goto err;
+    }
+    *out = rt;
+    return 0;
+err:
+    runtime_free(rt);
+    return rc;
+}
+
+unsigned bc_runtime_workers(const bc_runtime_t *rt)
+{
+    return rt->nworkers;
+}
+
+static int on_runtime_thread(bc_runtime_t *rt)
+{
+    bc_worker_t *w = bc__tls_worker;
+    return (w && w->rt == rt) || (rt->io && bc_io_is_current(rt->io));
+}
+
+int bc_runtime_wait(bc_runtime_t *rt, int64_t timeout_ms)
+{
+    if (on_runtime_thread(rt))
+        return -EDEADLK;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    if (timeout_ms >= 0) {
+        dl.tv_sec += timeout_ms / 1000;
+        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+    }
+    int rc = 0;
+    pthread_mutex_lock(&rt->wait_lock);
+    /* acquire: pairs with the acq_rel decrement in finalize(). */
+    while (atomic_load_explicit(&rt->live, memory_order_acquire) != 0) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&rt->wait_cond, &rt->wait_lock);
+        } else if (pthread_cond_timedwait(&rt->wait_cond, &rt->wait_lock, &dl) == ETIMEDOUT) {
+            if (atomic_load_explicit(&rt->live, memory_order_acquire) != 0)
+                rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->wait_lock);
+    return rc;
+}
+
+void bc_runtime_destroy(bc_runtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    if (on_runtime_thread(rt)) {
+        bc_log(BC_LOG_ERROR, "bc_runtime_destroy called from a runtime thread: refused");
+        return;
+    }
+    /* release: spawns that see it refuse; see bc_spawn. */
+    atomic_store_explicit(&rt->destroying, 1, memory_order_release);
+    /* A behaviour may still be spawning as we look: ask again until the
+     * last actor is gone. */
+    for (;;) {
+        bc__actor_stop_all(rt);
+        if (bc_runtime_wait(rt, 20) == 0)
+            break;
+    }
+    bc__io_stop(rt);
+    bc__sched_stop(rt);
+    /* Actors woken off the workers after they stopped: none can remain
+     * (every actor is closed), but the queues own no memory either way. */
+    runtime_free(rt);
+}
+
+void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    /* relaxed everywhere: statistics, read racily. */
+    out->actors_live = atomic_load_explicit(&rt->live, memory_order_relaxed);
+    out->actors_spawned = atomic_load_explicit(&rt->spawned, memory_order_relaxed);
+    out->actors_stopped = atomic_load_explicit(&rt->stopped, memory_order_relaxed);
+    out->messages_dead = atomic_load_explicit(&rt->dead_letters, memory_order_relaxed);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        bc_worker_t *w = &rt->workers[i];
+        out->parks += atomic_load_explicit(&w->n_parks, memory_order_relaxed);
+        out->wakes += atomic_load_explicit(&w->n_wakes, memory_order_relaxed);
+        out->steals += atomic_load_explicit(&w->n_steals, memory_order_relaxed);
+    }
+    if (rt->io)
+        out->timers_pending = bc__io_timers_pending(rt->io);
+}

@@ -1,0 +1,439 @@
+/* sched.c - the scheduler: worker threads, run queues, stealing, parking.
+ *
+ * Each worker owns a bounded ring of runnable actors (Go's runq shape: the
+ * owner pushes at the tail, the owner and thieves take from the head with a
+ * CAS), a `runnext` slot for the actor it just woke (so a message ping-pong
+ * stays on one core with no queue traffic), and a queue of actors pinned to
+ * it. Actors made runnable off the workers go to the shared inject queue.
+ *
+ * Key decision: idle workers park on a futex after a short spin, and are
+ * woken explicitly (a bit per parked worker, claimed with a CAS) when work is
+ * queued - never a polling tick. The waker publishes work then reads the
+ * parked mask; the parker sets its bit then re-checks for work; both with
+ * sequentially consistent ordering, so one of them always sees the other.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Thread_local bc_worker_t *bc__tls_worker;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64* */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- waking */
+
+/* Wake worker i, which the caller has just removed from the parked mask. */
+static void wake_worker(bc_runtime_t *rt, unsigned i)
+{
+    bc_worker_t *w = &rt->workers[i];
+    /* release: the woken worker's acquire load sees the work we queued. */
+    atomic_store_explicit(&w->futex, 1, memory_order_release);
+    futex_wake(&w->futex);
+}
+
+/* Called after queueing work that any worker may take. Wakes one parked
+ * worker unless one is already out looking for work. */
+static void wake_one(bc_runtime_t *rt)
+{
+    /* seq_cst: orders our queue store before the loads below (Dekker with
+     * park(): it sets its bit, then re-checks the queues). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&rt->spinning, memory_order_seq_cst) > 0)
+        return;
+    uint64_t mask = atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst);
+    while (mask) {
+        unsigned i = (unsigned)__builtin_ctzll(mask);
+        if (atomic_compare_exchange_weak_explicit(&rt->parked_mask, &mask,
+                                                  mask & ~(1ULL << i), memory_order_seq_cst,
+                                                  memory_order_seq_cst)) {
+            wake_worker(rt, i);
+            return;
+        }
+    }
+}
+
+/* Wake worker i specifically if it is parked (pinned work for it). */
+static void wake_worker_if_parked(bc_runtime_t *rt, unsigned i)
+{
+    /* seq_cst: as in wake_one. */
+    atomic_thread_fence(memory_order_seq_cst);
+    uint64_t bit = 1ULL << i;
+    uint64_t mask = atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst);
+    while (mask & bit) {
+        if (atomic_compare_exchange_weak_explicit(&rt->parked_mask, &mask, mask & ~bit,
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
+            wake_worker(rt, i);
+            return;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- run queue */
+
+static unsigned rq_len(bc_worker_t *w)
+{
+    /* acquire on both: a consistent-enough snapshot for a hint. */
+    uint32_t h = atomic_load_explicit(&w->rq_head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&w->rq_tail, memory_order_acquire);
+    return t - h;
+}
+
+static void inject_push(bc_runtime_t *rt, bc_actor_t *a)
+{
+    bc_mpscq_push(&rt->inject, &a->sched_node);
+}
+
+/* Owner only: queue `a` at the tail; on overflow, half the ring (and a)
+ * moves to the inject queue. */
+static void rq_push(bc_worker_t *w, bc_actor_t *a)
+{
+    for (;;) {
+        /* acquire: thieves' head CAS releases the slots they took. */
+        uint32_t h = atomic_load_explicit(&w->rq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&w->rq_tail, memory_order_relaxed);
+        if (t - h < BC_RQ_SIZE) {
+            /* relaxed: published by the release store of the tail. */
+            atomic_store_explicit(&w->rq[t & (BC_RQ_SIZE - 1)], a, memory_order_relaxed);
+            atomic_store_explicit(&w->rq_tail, t + 1, memory_order_release);
+            return;
+        }
+        uint32_t n = BC_RQ_SIZE / 2;
+        bc_actor_t *batch[BC_RQ_SIZE / 2];
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&w->rq[(h + i) & (BC_RQ_SIZE - 1)],
+                                            memory_order_relaxed);
+        /* acq_rel: claims the slots against thieves. */
+        if (!atomic_compare_exchange_strong_explicit(&w->rq_head, &h, h + n, memory_order_acq_rel,
+                                                     memory_order_relaxed))
+            continue;
+        for (uint32_t i = 0; i < n; i++)
+            inject_push(w->rt, batch[i]);
+        inject_push(w->rt, a);
+        return;
+    }
+}
+
+/* Owner only. */
+static bc_actor_t *rq_pop(bc_worker_t *w)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&w->rq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&w->rq_tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        bc_actor_t *a = atomic_load_explicit(&w->rq[h & (BC_RQ_SIZE - 1)], memory_order_relaxed);
+        /* acq_rel: against thieves taking the same slot. */
+        if (atomic_compare_exchange_weak_explicit(&w->rq_head, &h, h + 1, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return a;
+    }
+}
+
+/* Thief: move half of victim's queue into w's (w's must be empty) and return
+ * one of them, or NULL. */
+static bc_actor_t *rq_steal(bc_worker_t *w, bc_worker_t *victim)
+{
+    bc_actor_t *batch[BC_RQ_SIZE / 2];
+    uint32_t n;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&victim->rq_head, memory_order_acquire);
+        /* acquire: the slots up to tail were published by the owner. */
+        uint32_t t = atomic_load_explicit(&victim->rq_tail, memory_order_acquire);
+        n = t - h;
+        n -= n / 2;
+        if (n == 0)
+            return NULL;
+        if (n > BC_RQ_SIZE / 2)
+            continue; /* inconsistent snapshot: head moved under us */
+        for (uint32_t i = 0; i < n; i++)
+            batch[i] = atomic_load_explicit(&victim->rq[(h + i) & (BC_RQ_SIZE - 1)],
+                                            memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&victim->rq_head, &h, h + n,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    for (uint32_t i = 1; i < n; i++)
+        rq_push(w, batch[i]);
+    atomic_fetch_add_explicit(&w->n_steals, n, memory_order_relaxed);
+    return batch[0];
+}
+
+static bc_actor_t *inject_pop(bc_runtime_t *rt)
+{
+    if (bc_mpscq_maybe_empty(&rt->inject))
+        return NULL;
+    /* acquire: the previous consumer's queue state happens-before ours. */
+    if (atomic_flag_test_and_set_explicit(&rt->inject_lock, memory_order_acquire))
+        return NULL;
+    bc_msg_t *n = bc_mpscq_pop(&rt->inject);
+    /* release: hand the consumer side to the next holder. */
+    atomic_flag_clear_explicit(&rt->inject_lock, memory_order_release);
+    return n ? bc_container_of(n, bc_actor_t, sched_node) : NULL;
+}
+
+/* ---------------------------------------------------------------- scheduling */
+
+/* Queue `a`, which has more to do, behind w's other work. Pinned actors
+ * never enter a ring, where thieves could take them. */
+static void requeue(bc_worker_t *w, bc_actor_t *a)
+{
+    if (a->pin < 0) {
+        rq_push(w, a);
+        return;
+    }
+    bc_mpscq_push(&w->rt->workers[a->pin].pinned, &a->sched_node);
+    if (a->pin != (int)w->index)
+        wake_worker_if_parked(w->rt, (unsigned)a->pin);
+}
+
+static void bag_add(bc_worker_t *w, bc_actor_t *a)
+{
+    if (w->bag_len == w->bag_cap) {
+        size_t ncap = w->bag_cap ? w->bag_cap * 2 : 64;
+        bc_actor_t **n = realloc(w->bag, ncap * sizeof *n);
+        if (n == NULL) {
+            fputs("blockcoord: out of memory (scheduler)\n", stderr);
+            abort();
+        }
+        w->bag = n;
+        w->bag_cap = ncap;
+    }
+    w->bag[w->bag_len++] = a;
+}
+
+void bc__schedule(bc_actor_t *a)
+{
+    bc_runtime_t *rt = a->rt;
+    bc_worker_t *w = bc__tls_worker;
+    if (w && w->rt != rt)
+        w = NULL;
+    if (a->pin >= 0 && (w == NULL || (int)w->index != a->pin)) {
+        bc_worker_t *t = &rt->workers[a->pin];
+        bc_mpscq_push(&t->pinned, &a->sched_node);
+        wake_worker_if_parked(rt, (unsigned)a->pin);
+        return;
+    }
+    if (w == NULL) {
+        inject_push(rt, a);
+        wake_one(rt);
+        return;
+    }
+    if (rt->det) {
+        bag_add(w, a);
+        return;
+    }
+    bc_actor_t *old = w->runnext;
+    w->runnext = a;
+    if (old) {
+        requeue(w, old);
+        if (old->pin < 0)
+            wake_one(rt);
+    }
+}
+
+/* Find the next actor for w, without waiting. */
+static bc_actor_t *next_actor(bc_worker_t *w)
+{
+    bc_runtime_t *rt = w->rt;
+    bc_actor_t *a;
+    bc_msg_t *n;
+
+    if (rt->det) {
+        while ((a = inject_pop(rt)) != NULL)
+            bag_add(w, a);
+        while ((n = bc_mpscq_pop(&w->pinned)) != NULL)
+            bag_add(w, bc_container_of(n, bc_actor_t, sched_node));
+        if (w->bag_len == 0)
+            return NULL;
+        size_t i = (size_t)(rng_next(&w->rng) % w->bag_len);
+        a = w->bag[i];
+        w->bag[i] = w->bag[--w->bag_len];
+        return a;
+    }
+    /* Now and then look at the shared queues first, so they never starve. */
+    if ((++w->tick & 63) == 0) {
+        if ((n = bc_mpscq_pop(&w->pinned)) != NULL)
+            return bc_container_of(n, bc_actor_t, sched_node);
+        if ((a = inject_pop(rt)) != NULL)
+            return a;
+    }
+    if (w->runnext) {
+        /* A ping-pong pair would own runnext forever: after a streak, let
+         * the run queue go first. */
+        if (++w->runnext_streak < 32 || rq_len(w) == 0) {
+            a = w->runnext;
+            w->runnext = NULL;
+            return a;
+        }
+        w->runnext_streak = 0;
+        requeue(w, w->runnext);
+        w->runnext = NULL;
+    }
+    if ((a = rq_pop(w)) != NULL)
+        return a;
+    if ((n = bc_mpscq_pop(&w->pinned)) != NULL)
+        return bc_container_of(n, bc_actor_t, sched_node);
+    if ((a = inject_pop(rt)) != NULL)
+        return a;
+    if (rt->nworkers > 1) {
+        unsigned start = (unsigned)(rng_next(&w->rng) % rt->nworkers);
+        for (unsigned k = 0; k < rt->nworkers; k++) {
+            unsigned v = (start + k) % rt->nworkers;
+            if (v != w->index && (a = rq_steal(w, &rt->workers[v])) != NULL)
+                return a;
+        }
+    }
+    return NULL;
+}
+
+/* Anything runnable that w could take? (a hint, racy by nature) */
+static bool work_visible(bc_worker_t *w)
+{
+    bc_runtime_t *rt = w->rt;
+    if (!bc_mpscq_maybe_empty(&rt->inject) || !bc_mpscq_maybe_empty(&w->pinned))
+        return true;
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        if (rq_len(&rt->workers[i]) > 0)
+            return true;
+    return false;
+}
+
+static void park(bc_worker_t *w)
+{
+    bc_runtime_t *rt = w->rt;
+    uint64_t bit = 1ULL << w->index;
+    /* seq_cst: Dekker with wake_one(): set our bit, then re-check queues. */
+    atomic_fetch_or_explicit(&rt->parked_mask, bit, memory_order_seq_cst);
+    if (work_visible(w) || atomic_load_explicit(&rt->stopping, memory_order_seq_cst)) {
+        uint64_t prev = atomic_fetch_and_explicit(&rt->parked_mask, ~bit, memory_order_seq_cst);
+        if (prev & bit)
+            return; /* nobody claimed us */
+        /* A waker claimed us concurrently: consume its wake below. */
+    } else {
+        atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
+    }
+    /* acquire: pairs with wake_worker()'s release store. */
+    while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0)
+        futex_wait(&w->futex, 0);
+    atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->n_wakes, 1, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+    bc_worker_t *w = arg;
+    bc_runtime_t *rt = w->rt;
+    char name[16];
+    snprintf(name, sizeof name, "bc-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name);
+    bc__tls_worker = w;
+
+    for (;;) {
+        bc_actor_t *a = next_actor(w);
+        if (a == NULL) {
+            /* Spin a little: work often arrives within microseconds. */
+            atomic_fetch_add_explicit(&rt->spinning, 1, memory_order_seq_cst);
+            uint64_t deadline = bc_now_ns() + (uint64_t)rt->spin_us * 1000u;
+            unsigned k = 0;
+            while ((a = next_actor(w)) == NULL) {
+                if ((++k & 15) == 0 && bc_now_ns() > deadline)
+                    break;
+                cpu_relax();
+            }
+            int left = atomic_fetch_sub_explicit(&rt->spinning, 1, memory_order_seq_cst) - 1;
+            if (a == NULL) {
+                if (atomic_load_explicit(&rt->stopping, memory_order_acquire) && !work_visible(w))
+                    break;
+                park(w);
+                continue;
+            }
+            /* We were the last one looking: if there is more, get help. */
+            if (left == 0 && work_visible(w))
+                wake_one(rt);
+        }
+        unsigned batch = rt->batch;
+        if (rt->det)
+            batch = 1 + (unsigned)(rng_next(&w->rng) % rt->batch);
+        if (bc__actor_run(w, a, batch)) {
+            if (rt->det)
+                bag_add(w, a);
+            else
+                requeue(w, a);
+        }
+    }
+    bc_pool_thread_flush();
+    bc__tls_worker = NULL;
+    return NULL;
+}
+
+int bc__sched_start(bc_runtime_t *rt)
+{
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        bc_worker_t *w = &rt->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+            for (unsigned j = 0; j < i; j++)
+                wake_worker(rt, j);
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(rt->workers[j].thread, NULL);
+            return -rc;
+        }
+    }
+    return 0;
+}
+
+void bc__sched_stop(bc_runtime_t *rt)
+{
+    atomic_store_explicit(&rt->stopping, 1, memory_order_seq_cst);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        uint64_t bit = 1ULL << i;
+        uint64_t prev = atomic_fetch_and_explicit(&rt->parked_mask, ~bit, memory_order_seq_cst);
+        if (prev & bit)
+            wake_worker(rt, i);
+    }
+    for (unsigned i = 0; i < rt->nworkers; i++)
+        pthread_join(rt->workers[i].thread, NULL);
+    for (unsigned i = 0; i < rt->nworkers; i++) {
+        free(rt->workers[i].bag);
+        rt->workers[i].bag = NULL;
+    }
+}
+
+int bc_worker_id(void)
+{
+    return bc__tls_worker ? (int)bc__tls_worker->index : -1;
+}

@@ -1,0 +1,611 @@
+/* test_http.c - the libev HTTP server over real sockets on 127.0.0.1.
+ * The loop runs on a background thread; clients are blocking sockets with
+ * receive timeouts on the test thread. */
+#include "harness.h"
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    struct ev_loop *loop;
+    ev_async stop;
+    bc_http_server_t *srv;
+    pthread_t th;
+    uint16_t port;
+} fx_t;
+
+typedef struct {
+    int fd;
+    bc_buf_t buf;
+} cl_t;
+
+typedef struct {
+    int status;
+    char head[2048];
+    char *body;
+    size_t len;
+} resp_t;
+
+static void h_hello(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    bc_http_resp_send(resp, 200, NULL, "hello world\n", 12);
+}
+
+static void h_echo(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    size_t n;
+    const char *b = bc_http_req_body(req, &n);
+    bc_http_resp_send(resp, b[n] == '\0' ? 201 : 500, "application/octet-stream", b, n);
+}
+
+static void h_info(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    char v[64];
+    int r = bc_http_req_query_param(req, "name", v, sizeof v);
+    const char *bearer = bc_http_req_bearer(req), *x = bc_http_req_header(req, "x-test");
+    bc_buf_appendf(bc_http_resp_buf(resp), "%s %s ?%s name=%s(%d) peer=%s lo=%d bearer=%s x=%s",
+                   bc_http_req_method(req), bc_http_req_path(req), bc_http_req_query(req),
+                   r >= 0 ? v : "-", r, bc_http_req_peer(req), bc_http_req_peer_is_loopback(req),
+                   bearer ? bearer : "-", x ? x : "-");
+    /* (no cmocka asserts on the loop thread: report through the status) */
+    if (bc_http_resp_header(resp, "X-Reply", "yes") != 0 ||
+        bc_http_resp_header(resp, "Content-Length", "1") != -EPERM ||
+        bc_http_resp_header(resp, "X-Bad", "a\r\nb") != -EINVAL)
+        bc_http_resp_status(resp, 500);
+}
+
+static void h_big(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    bc_buf_t *b = bc_http_resp_buf(resp);
+    bc_buf_reserve(b, 512 * 1024);
+    memset(b->data, 'x', 512 * 1024);
+    b->len = 512 * 1024;
+    b->data[b->len] = '\0';
+}
+
+static void h_destroy(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    bc_http_server_destroy(*(bc_http_server_t **)arg); /* deferred until we return */
+    bc_http_resp_send(resp, 200, NULL, "bye\n", 4);
+}
+
+static void stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *loop_main(void *p)
+{
+    ev_run(((fx_t *)p)->loop, 0);
+    return NULL;
+}
+
+static void fx_start(fx_t *f, const bc_http_opts_t *o)
+{
+    f->loop = ev_loop_new(EVFLAG_AUTO);
+    ev_async_init(&f->stop, stop_cb);
+    ev_async_start(f->loop, &f->stop);
+    assert_int_equal(bc_http_server_create(f->loop, o, &f->srv), 0);
+    f->port = bc_http_server_port(f->srv);
+    assert_true(f->port > 0);
+    assert_int_equal(bc_http_route(f->srv, "GET", "/hello", BC_HTTP_EXACT, h_hello, NULL), 0);
+    assert_int_equal(bc_http_route(f->srv, "POST", "/echo", BC_HTTP_EXACT, h_echo, NULL), 0);
+    assert_int_equal(bc_http_route(f->srv, "GET", "/api", BC_HTTP_PREFIX, h_info, NULL), 0);
+    assert_int_equal(bc_http_route(f->srv, "GET", "/big", BC_HTTP_EXACT, h_big, NULL), 0);
+    assert_int_equal(bc_http_route(f->srv, "POST", "/bye", 0, h_destroy, &f->srv), 0);
+    assert_int_equal(bc_http_route(f->srv, "GET", "/hello", 0, h_hello, NULL), -EEXIST);
+    assert_int_equal(bc_http_route(f->srv, "GET", "nope", 0, h_hello, NULL), -EINVAL);
+    pthread_create(&f->th, NULL, loop_main, f);
+}
+
+static void fx_stop(fx_t *f, int destroyed)
+{
+    ev_async_send(f->loop, &f->stop);
+    pthread_join(f->th, NULL);
+    if (!destroyed)
+        bc_http_server_destroy(f->srv);
+    ev_loop_destroy(f->loop);
+}
+
+static bc_http_stats_t stats(fx_t *f)
+{
+    bc_http_stats_t s;
+    bc_http_server_stats(f->srv, &s);
+    return s;
+}
+
+static cl_t cl_open(fx_t *f, int rcvbuf)
+{
+    cl_t c = {socket(AF_INET, SOCK_STREAM, 0), BC_BUF_INIT};
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->port)};
+    struct timeval tv = {5, 0};
+    int one = 1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (rcvbuf)
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    assert_int_equal(connect(c.fd, (struct sockaddr *)&a, sizeof a), 0);
+    return c;
+}
+
+static void cl_close(cl_t *c)
+{
+    close(c->fd);
+    bc_buf_free(&c->buf);
+}
+
+static void cl_send(cl_t *c, const char *s, size_t n)
+{
+    while (n) {
+        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return; /* the server may have closed: the reply tells */
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void cl_sends(cl_t *c, const char *s)
+{
+    cl_send(c, s, strlen(s));
+}
+
+/* Read more bytes: 1, or 0 on EOF/reset/timeout. */
+static int cl_fill(cl_t *c)
+{
+    bc_buf_reserve(&c->buf, 65536);
+    ssize_t n = recv(c->fd, c->buf.data + c->buf.len, 65536, 0);
+    if (n <= 0)
+        return 0;
+    c->buf.len += (size_t)n;
+    c->buf.data[c->buf.len] = '\0';
+    return 1;
+}
+
+/* Read one final response (skipping 100 Continue; no body after HEAD);
+ * 0 or -1 (EOF/timeout). */
+static int cl_resp_ex(cl_t *c, resp_t *r, int head)
+{
+    for (;;) {
+        char *e;
+        while (!(e = strstr(c->buf.data ? c->buf.data : "", "\r\n\r\n")))
+            if (!cl_fill(c))
+                return -1;
+        size_t hl = (size_t)(e + 4 - c->buf.data);
+        assert_true(hl < sizeof r->head);
+        memcpy(r->head, c->buf.data, hl);
+        r->head[hl] = '\0';
+        assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
+        if (r->status == 100) {
+            bc_buf_consume(&c->buf, hl);
+            continue;
+        }
+        const char *cl = strcasestr(r->head, "\r\ncontent-length:");
+        r->len = cl && !head ? strtoul(cl + 17, NULL, 10) : 0;
+        while (c->buf.len < hl + r->len)
+            if (!cl_fill(c))
+                return -1;
+        r->body = malloc(r->len + 1);
+        memcpy(r->body, c->buf.data + hl, r->len);
+        r->body[r->len] = '\0';
+        bc_buf_consume(&c->buf, hl + r->len);
+        return 0;
+    }
+}
+
+static int cl_resp(cl_t *c, resp_t *r)
+{
+    return cl_resp_ex(c, r, 0);
+}
+
+/* One request on a fresh connection: the status (body freed), or -1. */
+static int one_shot(fx_t *f, const char *req, int want_close)
+{
+    cl_t c = cl_open(f, 0);
+    resp_t r;
+    cl_sends(&c, req);
+    int st = cl_resp(&c, &r) == 0 ? r.status : -1;
+    if (st > 0) {
+        free(r.body);
+        if (want_close)
+            assert_false(cl_fill(&c)); /* the server closed */
+    }
+    cl_close(&c);
+    return st;
+}
+
+static int get_hello(fx_t *f)
+{
+    return one_shot(f, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 0);
+}
+
+static void test_get_and_accessors(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t c = cl_open(&f, 0);
+    resp_t r;
+    cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello world\n");
+    assert_non_null(strstr(r.head, "Content-Type: text/plain; charset=utf-8\r\n"));
+    assert_non_null(strstr(r.head, "\r\nDate: "));
+    free(r.body);
+    cl_sends(&c, "GET /api/v1/x?name=a%20b+c&z HTTP/1.1\r\nHost: t\r\nX-Test:  v  \r\n"
+                 "Authorization: bearer tok123\r\n\r\n");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_string_equal(r.body, "GET /api/v1/x ?name=a%20b+c&z name=a b c(5) peer=127.0.0.1 lo=1 "
+                                "bearer=tok123 x=v");
+    assert_non_null(strstr(r.head, "X-Reply: yes\r\n"));
+    free(r.body);
+    cl_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_resp_ex(&c, &r, 1), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.head, "Content-Length: 12\r\n"));
+    free(r.body);
+    assert_int_equal(cl_resp(&c, &r), 0); /* the GET right after the bodiless HEAD */
+    assert_string_equal(r.body, "hello world\n");
+    free(r.body);
+    cl_close(&c);
+    fx_stop(&f, 0);
+}
+
+static void test_404_405(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t c = cl_open(&f, 0);
+    resp_t r;
+    cl_sends(&c, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 404);
+    free(r.body);
+    cl_sends(&c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 405);
+    assert_non_null(strstr(r.head, "\r\nAllow: POST\r\n"));
+    free(r.body);
+    cl_sends(&c, "GET /apix HTTP/1.1\r\nHost: t\r\n\r\n"); /* prefix stops at '/' */
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 404);
+    free(r.body);
+    cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"); /* still open: keep-alive */
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    cl_close(&c);
+    bc_http_stats_t s = stats(&f);
+    assert_int_equal(s.not_found, 2);
+    assert_int_equal(s.bad_method, 1);
+    assert_int_equal(s.responses[4], 3);
+    fx_stop(&f, 0);
+}
+
+static void test_bad_requests(void **state)
+{
+    static const struct {
+        const char *req;
+        int status;
+    } cases[] = {
+        {"GARBAGE\r\n\r\n", 400},
+        {"GET /hello\r\nHost: t\r\n\r\n", 400},
+        {"GET  /hello HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"GET /hello HTTP/1.1\r\nNoColon\r\n\r\n", 400},
+        {"GET /hello HTTP/1.1\r\nHost : t\r\n\r\n", 400},
+        {"GET /hello HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400},
+        {"GET /hello HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n", 400},
+        {"GET /hello HTTP/1.1\r\n\r\n", 400}, /* no Host */
+        {"GET hello HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+        {"GET /hello HTTP/2.0\r\nHost: t\r\n\r\n", 505},
+        {"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: x\r\n\r\n", 400},
+        {"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400},
+        {"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n",
+         400},
+        {"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
+        {"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+    };
+    fx_t f;
+    fx_start(&f, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(one_shot(&f, cases[i].req, 1), cases[i].status);
+        assert_int_equal(get_hello(&f), 200); /* and the server still answers */
+    }
+    bc_http_stats_t s = stats(&f);
+    assert_int_equal(s.bad_request, 13);
+    assert_int_equal(s.bad_version, 1);
+    assert_int_equal(s.not_implemented, 1);
+    assert_int_equal(s.responses[2], 15);
+    fx_stop(&f, 0);
+}
+
+static void test_limits(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    bc_buf_t b = BC_BUF_INIT;
+    bc_buf_appends(&b, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Huge: ");
+    for (int i = 0; i < 20000; i++)
+        bc_buf_appendc(&b, 'a');
+    bc_buf_appends(&b, "\r\n\r\n");
+    assert_int_equal(one_shot(&f, b.data, 1), 431);
+    assert_int_equal(get_hello(&f), 200);
+    bc_buf_reset(&b);
+    bc_buf_appends(&b, "GET /hello HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 70; i++)
+        bc_buf_appendf(&b, "X-H%d: v\r\n", i);
+    bc_buf_appends(&b, "\r\n");
+    assert_int_equal(one_shot(&f, b.data, 1), 431);
+    bc_buf_reset(&b);
+    bc_buf_appends(&b, "GET /");
+    for (int i = 0; i < 9000; i++)
+        bc_buf_appendc(&b, 'p');
+    bc_buf_appends(&b, " HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(one_shot(&f, b.data, 1), 414);
+    assert_int_equal(get_hello(&f), 200);
+    /* 413 from the declared length, before the body is read... */
+    assert_int_equal(one_shot(&f, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n"
+                                  "partial body",
+                              1),
+                     413);
+    /* ...and from a chunked body that grows too big */
+    cl_t c = cl_open(&f, 0);
+    resp_t r;
+    cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[65536 + 16];
+    int n = snprintf(chunk, sizeof chunk, "10000\r\n");
+    memset(chunk + n, 'z', 65536);
+    memcpy(chunk + n + 65536, "\r\n", 2);
+    for (int i = 0; i < 17; i++)
+        cl_send(&c, chunk, (size_t)n + 65538);
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 413);
+    free(r.body);
+    cl_close(&c);
+    assert_int_equal(get_hello(&f), 200);
+    bc_http_stats_t s = stats(&f);
+    assert_int_equal(s.headers_too_large, 2);
+    assert_int_equal(s.uri_too_long, 1);
+    assert_int_equal(s.body_too_large, 2);
+    bc_buf_free(&b);
+    fx_stop(&f, 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_slow_client(void **state)
+{
+    fx_t f;
+    bc_http_opts_t o;
+    bc_http_opts_init(&o);
+    o.read_timeout = 0.4;
+    o.idle_timeout = 0.4;
+    fx_start(&f, &o);
+    double t0 = now_s();
+    cl_t slow = cl_open(&f, 0), quiet = cl_open(&f, 0);
+    cl_sends(&slow, "GET /hello HTTP/1.1\r\nHost: t\r\n"); /* and nothing more */
+    assert_int_equal(get_hello(&f), 200);                  /* others are served meanwhile */
+    resp_t r;
+    assert_int_equal(cl_resp(&slow, &r), 0);
+    assert_int_equal(r.status, 408);
+    assert_true(now_s() - t0 >= 0.35);
+    free(r.body);
+    assert_false(cl_fill(&slow)); /* closed */
+    assert_int_equal(cl_resp(&quiet, &r), 0); /* never sent a byte: 408 too */
+    assert_int_equal(r.status, 408);
+    free(r.body);
+    cl_close(&slow);
+    cl_close(&quiet);
+    /* a byte every 100 ms never completes the request either */
+    cl_t drip = cl_open(&f, 0);
+    const char *req = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (int i = 0; i < 7; i++) {
+        cl_send(&drip, req + i, 1);
+        bc_test_sleep_ms(100);
+    }
+    assert_int_equal(cl_resp(&drip, &r), 0);
+    assert_int_equal(r.status, 408);
+    free(r.body);
+    cl_close(&drip);
+    /* an idle kept-alive connection is closed without a response */
+    cl_t idle = cl_open(&f, 0);
+    cl_sends(&idle, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(cl_resp(&idle, &r), 0);
+    free(r.body);
+    assert_false(cl_fill(&idle));
+    assert_int_equal(idle.buf.len, 0);
+    cl_close(&idle);
+    bc_http_stats_t s = stats(&f);
+    assert_int_equal(s.timeouts, 3);
+    assert_true(s.idle_closed >= 1);
+    assert_int_equal(get_hello(&f), 200);
+    fx_stop(&f, 0);
+}
+
+static void test_keep_alive_and_pipelining(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t c = cl_open(&f, 0);
+    resp_t r;
+    for (int i = 0; i < 2; i++) {
+        cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_int_equal(cl_resp(&c, &r), 0);
+        assert_int_equal(r.status, 200);
+        free(r.body);
+    }
+    /* pipelined: three requests in one write, one with a chunked body, sent
+     * after a blank line, then Connection: close */
+    cl_sends(&c, "\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+                 "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_string_equal(r.body, "hello world\n");
+    free(r.body);
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_int_equal(r.status, 201);
+    assert_string_equal(r.body, "abcde");
+    free(r.body);
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_string_equal(r.body, "hi");
+    assert_non_null(strstr(r.head, "Connection: close\r\n"));
+    free(r.body);
+    assert_false(cl_fill(&c));
+    cl_close(&c);
+    /* HTTP/1.0: closes by default, keeps alive on request */
+    assert_int_equal(one_shot(&f, "GET /hello HTTP/1.0\r\n\r\n", 1), 200);
+    c = cl_open(&f, 0);
+    cl_sends(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_non_null(strstr(r.head, "Connection: keep-alive\r\n"));
+    free(r.body);
+    /* Expect: 100-continue, and a request dripped byte by byte */
+    cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    bc_test_sleep_ms(50);
+    assert_true(cl_fill(&c));
+    assert_non_null(strstr(c.buf.data, "HTTP/1.1 100 Continue\r\n\r\n"));
+    const char *rest = "12345GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    for (const char *p = rest; *p; p++) {
+        cl_send(&c, p, 1);
+        if (p - rest < 8)
+            bc_test_sleep_ms(2);
+    }
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_string_equal(r.body, "12345");
+    free(r.body);
+    assert_int_equal(cl_resp(&c, &r), 0);
+    assert_string_equal(r.body, "hello world\n");
+    free(r.body);
+    cl_close(&c);
+    fx_stop(&f, 0);
+}
+
+static void test_backpressure(void **state)
+{
+    fx_t f;
+    bc_http_opts_t o;
+    bc_http_opts_init(&o);
+    o.write_timeout = 0.3;
+    fx_start(&f, &o);
+    /* 8 x 512 KiB pipelined, read only after they are all queued */
+    cl_t c = cl_open(&f, 0);
+    for (int i = 0; i < 8; i++)
+        cl_sends(&c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    bc_test_sleep_ms(100);
+    for (int i = 0; i < 8; i++) {
+        resp_t r;
+        assert_int_equal(cl_resp(&c, &r), 0);
+        assert_int_equal(r.len, 512 * 1024);
+        free(r.body);
+    }
+    cl_close(&c);
+    /* a client that never reads is dropped after write_timeout */
+    cl_t lazy = cl_open(&f, 4096);
+    for (int i = 0; i < 16; i++)
+        cl_sends(&lazy, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 100 && stats(&f).write_timeouts == 0; i++)
+        bc_test_sleep_ms(50);
+    assert_int_equal(stats(&f).write_timeouts, 1);
+    assert_int_equal(get_hello(&f), 200);
+    cl_close(&lazy);
+    fx_stop(&f, 0);
+}
+
+static void test_many_connections(void **state)
+{
+    enum { N = 200 };
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t *c = calloc(N, sizeof *c);
+    for (int i = 0; i < N; i++)
+        c[i] = cl_open(&f, 0);
+    for (int i = 0; i < N; i++)
+        cl_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = N - 1; i >= 0; i--) {
+        resp_t r;
+        assert_int_equal(cl_resp(&c[i], &r), 0);
+        assert_int_equal(r.status, 200);
+        free(r.body);
+        cl_close(&c[i]);
+    }
+    free(c);
+    fx_stop(&f, 0);
+
+    bc_http_opts_t o;
+    bc_http_opts_init(&o);
+    o.max_connections = 4;
+    fx_start(&f, &o);
+    cl_t k[4];
+    for (int i = 0; i < 4; i++) {
+        k[i] = cl_open(&f, 0);
+        cl_sends(&k[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        resp_t r;
+        assert_int_equal(cl_resp(&k[i], &r), 0);
+        free(r.body);
+    }
+    cl_t extra = cl_open(&f, 0); /* over the limit: 503, closed */
+    resp_t r;
+    assert_int_equal(cl_resp(&extra, &r), 0);
+    assert_int_equal(r.status, 503);
+    free(r.body);
+    assert_false(cl_fill(&extra));
+    cl_close(&extra);
+    assert_int_equal(stats(&f).conns_rejected, 1);
+    assert_int_equal(stats(&f).conns_active, 4);
+    cl_close(&k[0]);
+    for (int i = 0; i < 100 && stats(&f).conns_active == 4; i++)
+        bc_test_sleep_ms(10);
+    assert_int_equal(get_hello(&f), 200);
+    for (int i = 1; i < 4; i++)
+        cl_close(&k[i]);
+    fx_stop(&f, 0);
+}
+
+static void test_destroy_in_handler(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t other = cl_open(&f, 0);
+    /* the response may or may not make it out before the connection closes */
+    int st = one_shot(&f, "POST /bye HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 0);
+    assert_true(st == 200 || st == -1);
+    assert_false(cl_fill(&other)); /* other connections are closed too */
+    cl_close(&other);
+    fx_stop(&f, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_get_and_accessors),
+        cmocka_unit_test(test_404_405),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_slow_client),
+        cmocka_unit_test(test_keep_alive_and_pipelining),
+        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_destroy_in_handler),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
