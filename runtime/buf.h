@@ -17,7 +17,10 @@ typedef struct bc_buf_s {
     size_t cap; /* bytes allocated at data (> len once allocated) */
 } bc_buf_t;
 
-#define BC_BUF_INIT {NULL, 0, 0}
+#define BC_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Initialise an empty buffer (same as BC_BUF_INIT). Allocates nothing. */
 void bc_buf_init(bc_buf_t *b);
@@ -39,7 +42,8 @@ void bc_buf_appendc(bc_buf_t *b, char c);
 void bc_buf_appendf(bc_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Append vprintf-formatted text. `ap` is consumed. */
-void bc_buf_vappendf(bc_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void bc_buf_vappendf(bc_buf_t *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* Drop the first `n` bytes (n > len drops all), moving the rest to the front.
  * Keeps the allocation. */

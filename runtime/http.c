@@ -46,8 +46,8 @@ static void bc__http_fill_opts(bc_http_opts_t *o, const bc_http_opts_t *in)
     *o = in ? *in : d;
     if (!o->bind_addr)
         o->bind_addr = d.bind_addr;
-#define BC__DEF(f)                                                                         \
-    if (o->f <= 0)                                                                         \
+#define BC__DEF(f)                                                                                 \
+    if (o->f <= 0)                                                                                 \
     o->f = d.f
     BC__DEF(backlog);
     BC__DEF(max_request_line);
@@ -63,8 +63,7 @@ static void bc__http_fill_opts(bc_http_opts_t *o, const bc_http_opts_t *in)
 
 /* Create and start a server; see http.h. Loop thread (or loop not running).
  * Returns 0, -EINVAL, or -errno from socket/bind/listen/getsockname. */
-int bc_http_server_create(struct ev_loop *loop, const bc_http_opts_t *opts,
-                          bc_http_server_t **out)
+int bc_http_server_create(struct ev_loop *loop, const bc_http_opts_t *opts, bc_http_server_t **out)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -74,6 +73,10 @@ int bc_http_server_create(struct ev_loop *loop, const bc_http_opts_t *opts,
         abort();
     srv->fd = -1;
     bc__http_fill_opts(&srv->opts, opts);
+    if (srv->opts.max_request_line > (1u << 20) || srv->opts.max_header_bytes > (1u << 20)) {
+        rc = -EINVAL; /* request offsets are 32-bit; no sane head is this big */
+        goto err;
+    }
     srv->lim = (bc__http_limits_t){srv->opts.max_request_line, srv->opts.max_header_bytes,
                                    srv->opts.max_body, srv->opts.max_headers};
     memset(&ss, 0, sizeof ss);
@@ -177,8 +180,8 @@ int bc_http_route(bc_http_server_t *srv, const char *method, const char *path, u
     if (!nr)
         abort();
     srv->routes = nr;
-    nr[srv->nroutes++] = (bc__http_route_t){method ? strdup(method) : NULL, strdup(path),
-                                            strlen(path), flags, fn, arg};
+    nr[srv->nroutes++] = (bc__http_route_t){
+        method ? strdup(method) : NULL, strdup(path), strlen(path), flags, fn, arg};
     return 0;
 }
 
@@ -220,8 +223,8 @@ static const char *bc__http_date(bc_http_server_t *srv)
         struct tm tm;
         gmtime_r(&now, &tm);
         snprintf(srv->date, sizeof srv->date, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                 wd[tm.tm_wday % 7], tm.tm_mday, mo[tm.tm_mon % 12], tm.tm_year + 1900,
-                 tm.tm_hour, tm.tm_min, tm.tm_sec);
+                 wd[tm.tm_wday % 7], tm.tm_mday, mo[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec);
         srv->date_sec = (long)now;
     }
     return srv->date;
@@ -229,8 +232,7 @@ static const char *bc__http_date(bc_http_server_t *srv)
 
 /* Serialise srv->resp (status line, headers, body unless head_only) into
  * out. keep_alive: 1 keep (HTTP/1.1 style), 2 keep (HTTP/1.0: say so), 0 close. */
-static void bc__http_serialise(bc_http_server_t *srv, int head_only, int keep_alive,
-                               bc_buf_t *out)
+static void bc__http_serialise(bc_http_server_t *srv, int head_only, int keep_alive, bc_buf_t *out)
 {
     bc_http_resp_t *r = &srv->resp;
     int st = r->status;
@@ -259,8 +261,8 @@ static void bc__http_resp_reset(bc_http_resp_t *r)
     bc_buf_reset(&r->body);
 }
 
-/* Append a server-generated error response (always "Connection: close"
- * except for 404/405, whose request was fully read) to out. Loop thread. */
+/* Append a server-generated error response with "Connection: close" (the
+ * caller closes the connection after it) to out. Loop thread. */
 void bc__http_error_response(bc_http_server_t *srv, int status, bc_buf_t *out)
 {
     bc__http_resp_reset(&srv->resp);
@@ -322,12 +324,12 @@ int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive,
             bc_buf_appendf(&allow, "%s%s%s", allow.len ? ", " : "", r->method,
                            strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
         }
-        bc_http_resp_send(resp, 405, NULL, "method not allowed\n", 19);
+        bc_http_resp_send(resp, 405, NULL, "Method Not Allowed\n", 19);
         bc_http_resp_header(resp, "Allow", allow.data ? allow.data : "");
         bc_buf_free(&allow);
     } else {
         BC__HTTP_COUNT(srv, not_found);
-        bc_http_resp_send(resp, 404, NULL, "not found\n", 10);
+        bc_http_resp_send(resp, 404, NULL, "Not Found\n", 10);
     }
     if (resp->close || srv->destroy_pending)
         keep_alive = 0;
@@ -336,28 +338,35 @@ int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive,
 }
 
 /* ---------------------------------------------------------------- accessors */
-/* All: loop thread, during the handler call. See http.h. */
+/* Request accessors return strings owned by the connection's input buffer,
+ * valid during the handler call; response setters copy their arguments. All
+ * run on the loop thread, inside a handler. */
 
+/* Request method. Never NULL. */
 const char *bc_http_req_method(const bc_http_req_t *req)
 {
     return req->base + req->method;
 }
 
+/* Raw path without the query. Never NULL. */
 const char *bc_http_req_path(const bc_http_req_t *req)
 {
     return req->base + req->path;
 }
 
+/* Raw query string, "" when absent. Never NULL. */
 const char *bc_http_req_query(const bc_http_req_t *req)
 {
     return req->base + req->query;
 }
 
+/* Minor version: 0 (HTTP/1.0) or 1. */
 int bc_http_req_version(const bc_http_req_t *req)
 {
     return req->minor;
 }
 
+/* First header called `name` (case-insensitive), or NULL. */
 const char *bc_http_req_header(const bc_http_req_t *req, const char *name)
 {
     for (unsigned i = 0; i < req->nhdrs; i++)
@@ -366,6 +375,7 @@ const char *bc_http_req_header(const bc_http_req_t *req, const char *name)
     return NULL;
 }
 
+/* Body (NUL-terminated) and its length. Never NULL. */
 const char *bc_http_req_body(const bc_http_req_t *req, size_t *len)
 {
     if (len)
@@ -373,21 +383,25 @@ const char *bc_http_req_body(const bc_http_req_t *req, size_t *len)
     return req->base + req->body_off;
 }
 
+/* Peer address, numeric. Never NULL. */
 const char *bc_http_req_peer(const bc_http_req_t *req)
 {
     return req->peer;
 }
 
+/* Peer TCP port. */
 uint16_t bc_http_req_peer_port(const bc_http_req_t *req)
 {
     return req->peer_port;
 }
 
+/* 1 when the peer is a loopback address, else 0. */
 int bc_http_req_peer_is_loopback(const bc_http_req_t *req)
 {
     return req->peer_loopback;
 }
 
+/* Bearer token from Authorization, or NULL. */
 const char *bc_http_req_bearer(const bc_http_req_t *req)
 {
     const char *v = bc_http_req_header(req, "authorization");
@@ -399,11 +413,13 @@ const char *bc_http_req_bearer(const bc_http_req_t *req)
     return *v ? v : NULL;
 }
 
+/* Set the status; invalid codes become 500. */
 void bc_http_resp_status(bc_http_resp_t *resp, int status)
 {
     resp->status = status >= 200 && status <= 599 ? status : 500;
 }
 
+/* Add a header (Content-Type replaces). 0, -EINVAL or -EPERM. */
 int bc_http_resp_header(bc_http_resp_t *resp, const char *name, const char *value)
 {
     if (!name || !*name || !value)
@@ -428,19 +444,22 @@ int bc_http_resp_header(bc_http_resp_t *resp, const char *name, const char *valu
     return 0;
 }
 
+/* Replace the body with a copy of data[0..len). */
 void bc_http_resp_body(bc_http_resp_t *resp, const void *data, size_t len)
 {
     bc_buf_reset(&resp->body);
     bc_buf_append(&resp->body, data, len);
 }
 
+/* The body buffer, owned by the server, to append to. */
 bc_buf_t *bc_http_resp_buf(bc_http_resp_t *resp)
 {
     return &resp->body;
 }
 
-void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_type,
-                       const void *data, size_t len)
+/* Status, optional Content-Type and body in one call. */
+void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_type, const void *data,
+                       size_t len)
 {
     bc_http_resp_status(resp, status);
     if (content_type)
@@ -448,6 +467,7 @@ void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_typ
     bc_http_resp_body(resp, data, len);
 }
 
+/* Close the connection after this response. */
 void bc_http_resp_close(bc_http_resp_t *resp)
 {
     resp->close = 1;

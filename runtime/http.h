@@ -49,14 +49,14 @@ typedef struct bc_http_stats_s {
     uint64_t conns_accepted;
     uint64_t conns_rejected; /* over max_connections (503) */
     uint64_t conns_active;
-    uint64_t requests;       /* complete requests routed (incl. 404/405) */
-    uint64_t responses[6];   /* by status class: [2] = 2xx ... [5] = 5xx; [0] unused */
-    uint64_t bad_request;    /* 400: malformed request line, header, framing */
-    uint64_t not_found;      /* 404 */
-    uint64_t bad_method;     /* 405 */
-    uint64_t timeouts;       /* 408: request not complete within read_timeout */
-    uint64_t body_too_large; /* 413 */
-    uint64_t uri_too_long;   /* 414 */
+    uint64_t requests;          /* complete requests routed (incl. 404/405) */
+    uint64_t responses[6];      /* by status class: [2] = 2xx ... [5] = 5xx; [0] unused */
+    uint64_t bad_request;       /* 400: malformed request line, header, framing */
+    uint64_t not_found;         /* 404 */
+    uint64_t bad_method;        /* 405 */
+    uint64_t timeouts;          /* 408: request not complete within read_timeout */
+    uint64_t body_too_large;    /* 413 */
+    uint64_t uri_too_long;      /* 414 */
     uint64_t headers_too_large; /* 431: too many header bytes or lines */
     uint64_t not_implemented;   /* 501: unsupported Transfer-Encoding */
     uint64_t bad_version;       /* 505 */
@@ -80,8 +80,7 @@ void bc_http_opts_init(bc_http_opts_t *opts);
  * the loop runs on another thread. Returns 0 and sets *out (owned by the
  * caller, freed with bc_http_server_destroy), -EINVAL for a bad address or
  * option, or the negative errno of socket/bind/listen (e.g. -EADDRINUSE). */
-int bc_http_server_create(struct ev_loop *loop, const bc_http_opts_t *opts,
-                          bc_http_server_t **out);
+int bc_http_server_create(struct ev_loop *loop, const bc_http_opts_t *opts, bc_http_server_t **out);
 
 /* Close the listener and every connection (pending output is dropped) and
  * free the server. Loop thread only (or after the loop stopped for good).
@@ -150,8 +149,8 @@ void bc_http_resp_body(bc_http_resp_t *resp, const void *data, size_t len);
 /* The body buffer, to append to directly (e.g. bc_metrics_expose). */
 bc_buf_t *bc_http_resp_buf(bc_http_resp_t *resp);
 /* Status, Content-Type (NULL = text/plain; charset=utf-8) and body at once. */
-void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_type,
-                       const void *data, size_t len);
+void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_type, const void *data,
+                       size_t len);
 /* Close the connection after this response. */
 void bc_http_resp_close(bc_http_resp_t *resp);
 

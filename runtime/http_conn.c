@@ -50,8 +50,8 @@ static ev_tstamp bc__conn_deadline(const bc__http_conn_t *c)
 {
     const bc_http_opts_t *o = &c->srv->opts;
     if (c->flags & CF_LINGER)
-        return c->linger_start + (o->read_timeout < BC__HTTP_LINGER ? o->read_timeout
-                                                                    : BC__HTTP_LINGER);
+        return c->linger_start +
+               (o->read_timeout < BC__HTTP_LINGER ? o->read_timeout : BC__HTTP_LINGER);
     if (c->out.len > c->out_off)
         return c->last_write + o->write_timeout;
     if (c->flags & CF_IN_REQ)
@@ -98,13 +98,27 @@ static void bc__conn_fail(bc__http_conn_t *c, int status)
 {
     bc_http_server_t *srv = c->srv;
     switch (status) {
-    case 408: BC__HTTP_COUNT(srv, timeouts); break;
-    case 413: BC__HTTP_COUNT(srv, body_too_large); break;
-    case 414: BC__HTTP_COUNT(srv, uri_too_long); break;
-    case 431: BC__HTTP_COUNT(srv, headers_too_large); break;
-    case 501: BC__HTTP_COUNT(srv, not_implemented); break;
-    case 505: BC__HTTP_COUNT(srv, bad_version); break;
-    default: BC__HTTP_COUNT(srv, bad_request); break;
+    case 408:
+        BC__HTTP_COUNT(srv, timeouts);
+        break;
+    case 413:
+        BC__HTTP_COUNT(srv, body_too_large);
+        break;
+    case 414:
+        BC__HTTP_COUNT(srv, uri_too_long);
+        break;
+    case 431:
+        BC__HTTP_COUNT(srv, headers_too_large);
+        break;
+    case 501:
+        BC__HTTP_COUNT(srv, not_implemented);
+        break;
+    case 505:
+        BC__HTTP_COUNT(srv, bad_version);
+        break;
+    default:
+        BC__HTTP_COUNT(srv, bad_request);
+        break;
     }
     bc__http_error_response(srv, status, &c->out);
     c->flags |= CF_CLOSE_AFTER;
@@ -221,8 +235,7 @@ static void bc__conn_process(bc__http_conn_t *c)
                 pos++; /* empty lines before a request are allowed */
             if (pos == c->in.len)
                 break;
-            r = bc__http_parse_head(c->in.data + pos, c->in.len - pos, &srv->lim, &c->ps,
-                                    &c->req);
+            r = bc__http_parse_head(c->in.data + pos, c->in.len - pos, &srv->lim, &c->ps, &c->req);
             if (r == 0)
                 break;
             if (r > 0)
@@ -385,8 +398,9 @@ static void bc__conn_new(bc_http_server_t *srv, int fd, const struct sockaddr_st
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof c->peer);
         c->req.peer_port = ntohs(a->sin6_port);
-        c->req.peer_loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-                               (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
+        c->req.peer_loopback =
+            IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+            (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
     }
     c->req.peer = c->peer;
     ev_io_init(&c->rio, bc__conn_read_cb, fd, EV_READ);

@@ -82,9 +82,9 @@ typedef struct bc__http_conn_s bc__http_conn_t;
 
 typedef struct bc__http_atomic_stats_s {
     _Atomic uint64_t conns_accepted, conns_rejected, conns_active, requests, responses[6];
-    _Atomic uint64_t bad_request, not_found, bad_method, timeouts, body_too_large,
-        uri_too_long, headers_too_large, not_implemented, bad_version, idle_closed,
-        write_timeouts, io_errors, accept_errors;
+    _Atomic uint64_t bad_request, not_found, bad_method, timeouts, body_too_large, uri_too_long,
+        headers_too_large, not_implemented, bad_version, idle_closed, write_timeouts, io_errors,
+        accept_errors;
 } bc__http_atomic_stats_t;
 
 struct bc_http_server_s {
@@ -99,21 +99,21 @@ struct bc_http_server_s {
     size_t nroutes;
     bc__http_conn_t *conns; /* doubly linked list of open connections */
     unsigned nconns;
-    unsigned busy;           /* callback nesting depth */
-    int destroy_pending;     /* bc_http_server_destroy called inside a callback */
-    bc_http_resp_t resp;     /* reused for every dispatch */
-    char date[40];           /* cached Date header value */
+    unsigned busy;       /* callback nesting depth */
+    int destroy_pending; /* bc_http_server_destroy called inside a callback */
+    bc_http_resp_t resp; /* reused for every dispatch */
+    char date[40];       /* cached Date header value */
     long date_sec;
     bc__http_atomic_stats_t st;
 };
 
 /* Count one event in a stats field: loop thread writes, any thread reads. */
-#define BC__HTTP_COUNT(srv, field)                                                         \
+#define BC__HTTP_COUNT(srv, field)                                                                 \
     atomic_fetch_add_explicit(&(srv)->st.field, 1, memory_order_relaxed) /* a statistic */
 
 /* http_parse.c */
-int bc__http_parse_head(char *b, size_t len, const bc__http_limits_t *lim,
-                        bc__http_pstate_t *ps, bc_http_req_t *req);
+int bc__http_parse_head(char *b, size_t len, const bc__http_limits_t *lim, bc__http_pstate_t *ps,
+                        bc_http_req_t *req);
 int bc__http_check_head(const char *b, const bc__http_limits_t *lim, bc__http_pstate_t *ps,
                         const bc_http_req_t *req);
 int bc__http_chunked(char *b, size_t len, const bc__http_limits_t *lim, bc__http_pstate_t *ps);

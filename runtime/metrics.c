@@ -154,8 +154,7 @@ static uint64_t bc__hash_values(const char *const *v, unsigned n)
     return h;
 }
 
-static bc__mchild_t *bc__table_find(bc__mtable_t *t, uint64_t h, const char *const *v,
-                                    unsigned n)
+static bc__mchild_t *bc__table_find(bc__mtable_t *t, uint64_t h, const char *const *v, unsigned n)
 {
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         /* acquire: pairs with the release in bc__table_put; the child's
@@ -387,8 +386,7 @@ static bc__mchild_t *bc__overflow_child(bc_metric_family_t *f)
     return c;
 }
 
-static bc__mchild_t *bc__lookup(bc_metric_family_t *f, bc_metric_type_t type,
-                                const char *const *v)
+static bc__mchild_t *bc__lookup(bc_metric_family_t *f, bc_metric_type_t type, const char *const *v)
 {
     if (!f || f->type != type)
         return NULL;
@@ -436,17 +434,19 @@ static bc__mchild_t *bc__lookup(bc_metric_family_t *f, bc_metric_type_t type,
     return c;
 }
 
-/* Child lookups. Any thread; see metrics.h. */
+/* Counter child for `values`. Any thread; NULL on type mismatch. */
 bc_counter_t *bc_counter_labels(bc_metric_family_t *f, const char *const *values)
 {
     return (bc_counter_t *)bc__lookup(f, BC_METRIC_COUNTER, values);
 }
 
+/* Gauge child for `values`. Any thread; NULL on type mismatch. */
 bc_gauge_t *bc_gauge_labels(bc_metric_family_t *f, const char *const *values)
 {
     return (bc_gauge_t *)bc__lookup(f, BC_METRIC_GAUGE, values);
 }
 
+/* Histogram child for `values`. Any thread; NULL on type mismatch. */
 bc_histogram_t *bc_histogram_labels(bc_metric_family_t *f, const char *const *values)
 {
     return (bc_histogram_t *)bc__lookup(f, BC_METRIC_HISTOGRAM, values);

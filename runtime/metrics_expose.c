@@ -81,8 +81,7 @@ static void bc__sample(bc_buf_t *out, const bc_metric_family_t *f, const char *s
     bc_buf_appendc(out, '\n');
 }
 
-static void bc__expose_histogram(bc_buf_t *out, const bc_metric_family_t *f,
-                                 const bc__mchild_t *c)
+static void bc__expose_histogram(bc_buf_t *out, const bc_metric_family_t *f, const bc__mchild_t *c)
 {
     char le[40], val[40];
     uint64_t cum = 0;

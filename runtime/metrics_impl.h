@@ -56,12 +56,12 @@ struct bc_metric_family_s {
     unsigned max_children;
     char *labels[BC_METRIC_MAX_LABELS];
     double *bounds;
-    pthread_mutex_t lock;          /* child creation and table growth */
-    bc__mtable_t *_Atomic table;   /* current lookup table */
-    size_t tcount;                 /* entries in table; under lock */
-    bc__mchild_t *_Atomic first;   /* children in creation order */
-    bc__mchild_t *last;            /* under lock */
-    _Atomic unsigned nchildren;    /* excluding the overflow child */
+    pthread_mutex_t lock;        /* child creation and table growth */
+    bc__mtable_t *_Atomic table; /* current lookup table */
+    size_t tcount;               /* entries in table; under lock */
+    bc__mchild_t *_Atomic first; /* children in creation order */
+    bc__mchild_t *last;          /* under lock */
+    _Atomic unsigned nchildren;  /* excluding the overflow child */
     bc__mchild_t *_Atomic overflow_child;
     _Atomic uint64_t overflows;
     struct bc_metric_family_s *_Atomic next; /* registration order */

@@ -122,8 +122,7 @@ static void bc__proc_collect(bc_metrics_t *m, void *arg)
 static int bc__proc_family(bc_metrics_t *m, const char *name, const char *help,
                            bc_metric_type_t type, bc_metric_family_t **f)
 {
-    return bc_metrics_register(m, &(bc_metric_opts_t){.name = name, .help = help, .type = type},
-                               f);
+    return bc_metrics_register(m, &(bc_metric_opts_t){.name = name, .help = help, .type = type}, f);
 }
 
 /* Register process_* metrics and their collector. Any thread. 0, -EEXIST or
@@ -131,9 +130,9 @@ static int bc__proc_family(bc_metrics_t *m, const char *name, const char *help,
 int bc_metrics_register_process(bc_metrics_t *m)
 {
     static const char *const names[] = {
-        "process_cpu_seconds_total",     "process_max_fds",
-        "process_open_fds",              "process_resident_memory_bytes",
-        "process_start_time_seconds",    "process_virtual_memory_bytes",
+        "process_cpu_seconds_total",  "process_max_fds",
+        "process_open_fds",           "process_resident_memory_bytes",
+        "process_start_time_seconds", "process_virtual_memory_bytes",
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (bc_metrics_find(m, names[i]))

@@ -43,8 +43,8 @@ uint64_t bc__mchild_cell_sum(const bc__mchild_t *c, unsigned i)
     uint64_t sum = 0;
     for (uint32_t s = 0; s <= c->shard_mask; s++)
         /* relaxed: each cell is read atomically; no cross-cell ordering needed */
-        sum += atomic_load_explicit(&c->cells[(size_t)s * BC__CHUNK_CELLS + i],
-                                    memory_order_relaxed);
+        sum +=
+            atomic_load_explicit(&c->cells[(size_t)s * BC__CHUNK_CELLS + i], memory_order_relaxed);
     return sum;
 }
 
@@ -54,8 +54,8 @@ double bc__mchild_cell_dsum(const bc__mchild_t *c, unsigned i)
     double sum = 0;
     for (uint32_t s = 0; s <= c->shard_mask; s++)
         /* relaxed: as above */
-        sum += bc__bits_to_double(atomic_load_explicit(
-            &c->cells[(size_t)s * BC__CHUNK_CELLS + i], memory_order_relaxed));
+        sum += bc__bits_to_double(
+            atomic_load_explicit(&c->cells[(size_t)s * BC__CHUNK_CELLS + i], memory_order_relaxed));
     return sum;
 }
 

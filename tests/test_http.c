@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,11 +67,8 @@ static void h_info(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
 
 static void h_big(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
 {
-    bc_buf_t *b = bc_http_resp_buf(resp);
-    bc_buf_reserve(b, 512 * 1024);
-    memset(b->data, 'x', 512 * 1024);
-    b->len = 512 * 1024;
-    b->data[b->len] = '\0';
+    static char big[512 * 1024];
+    bc_http_resp_body(resp, big, sizeof big);
 }
 
 static void h_destroy(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
@@ -211,6 +207,21 @@ static int cl_resp(cl_t *c, resp_t *r)
     return cl_resp_ex(c, r, 0);
 }
 
+#define GET_HELLO "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+
+/* Read the next response on c and check its status and (unless NULL) its
+ * body; returns its head (valid until the next call) for header checks. */
+static const char *expect(cl_t *c, int status, const char *body)
+{
+    static resp_t r;
+    assert_int_equal(cl_resp(c, &r), 0);
+    assert_int_equal(r.status, status);
+    if (body)
+        assert_string_equal(r.body, body);
+    free(r.body);
+    return r.head;
+}
+
 /* One request on a fresh connection: the status (body freed), or -1. */
 static int one_shot(fx_t *f, const char *req, int want_close)
 {
@@ -229,7 +240,7 @@ static int one_shot(fx_t *f, const char *req, int want_close)
 
 static int get_hello(fx_t *f)
 {
-    return one_shot(f, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", 0);
+    return one_shot(f, GET_HELLO, 0);
 }
 
 static void test_get_and_accessors(void **state)
@@ -238,28 +249,22 @@ static void test_get_and_accessors(void **state)
     fx_start(&f, NULL);
     cl_t c = cl_open(&f, 0);
     resp_t r;
-    cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "hello world\n");
-    assert_non_null(strstr(r.head, "Content-Type: text/plain; charset=utf-8\r\n"));
-    assert_non_null(strstr(r.head, "\r\nDate: "));
-    free(r.body);
+    cl_sends(&c, GET_HELLO);
+    const char *head = expect(&c, 200, "hello world\n");
+    assert_non_null(strstr(head, "Content-Type: text/plain; charset=utf-8\r\n"));
+    assert_non_null(strstr(head, "\r\nDate: "));
     cl_sends(&c, "GET /api/v1/x?name=a%20b+c&z HTTP/1.1\r\nHost: t\r\nX-Test:  v  \r\n"
                  "Authorization: bearer tok123\r\n\r\n");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_string_equal(r.body, "GET /api/v1/x ?name=a%20b+c&z name=a b c(5) peer=127.0.0.1 lo=1 "
-                                "bearer=tok123 x=v");
-    assert_non_null(strstr(r.head, "X-Reply: yes\r\n"));
-    free(r.body);
-    cl_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+    head = expect(&c, 200,
+                  "GET /api/v1/x ?name=a%20b+c&z name=a b c(5) peer=127.0.0.1 lo=1 "
+                  "bearer=tok123 x=v");
+    assert_non_null(strstr(head, "X-Reply: yes\r\n"));
+    cl_sends(&c, "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n" GET_HELLO);
     assert_int_equal(cl_resp_ex(&c, &r, 1), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.head, "Content-Length: 12\r\n"));
     free(r.body);
-    assert_int_equal(cl_resp(&c, &r), 0); /* the GET right after the bodiless HEAD */
-    assert_string_equal(r.body, "hello world\n");
-    free(r.body);
+    expect(&c, 200, "hello world\n"); /* the GET right after the bodiless HEAD */
     cl_close(&c);
     fx_stop(&f, 0);
 }
@@ -269,24 +274,14 @@ static void test_404_405(void **state)
     fx_t f;
     fx_start(&f, NULL);
     cl_t c = cl_open(&f, 0);
-    resp_t r;
     cl_sends(&c, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 404);
-    free(r.body);
+    expect(&c, 404, "Not Found\n");
     cl_sends(&c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 405);
-    assert_non_null(strstr(r.head, "\r\nAllow: POST\r\n"));
-    free(r.body);
+    assert_non_null(strstr(expect(&c, 405, NULL), "\r\nAllow: POST\r\n"));
     cl_sends(&c, "GET /apix HTTP/1.1\r\nHost: t\r\n\r\n"); /* prefix stops at '/' */
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 404);
-    free(r.body);
-    cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"); /* still open: keep-alive */
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 200);
-    free(r.body);
+    expect(&c, 404, NULL);
+    cl_sends(&c, GET_HELLO); /* still open: keep-alive */
+    expect(&c, 200, NULL);
     cl_close(&c);
     bc_http_stats_t s = stats(&f);
     assert_int_equal(s.not_found, 2);
@@ -358,13 +353,13 @@ static void test_limits(void **state)
     assert_int_equal(one_shot(&f, b.data, 1), 414);
     assert_int_equal(get_hello(&f), 200);
     /* 413 from the declared length, before the body is read... */
-    assert_int_equal(one_shot(&f, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n"
-                                  "partial body",
+    assert_int_equal(one_shot(&f,
+                              "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n"
+                              "partial body",
                               1),
                      413);
     /* ...and from a chunked body that grows too big */
     cl_t c = cl_open(&f, 0);
-    resp_t r;
     cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
     char chunk[65536 + 16];
     int n = snprintf(chunk, sizeof chunk, "10000\r\n");
@@ -372,9 +367,7 @@ static void test_limits(void **state)
     memcpy(chunk + n + 65536, "\r\n", 2);
     for (int i = 0; i < 17; i++)
         cl_send(&c, chunk, (size_t)n + 65538);
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 413);
-    free(r.body);
+    expect(&c, 413, "Content Too Large\n");
     cl_close(&c);
     assert_int_equal(get_hello(&f), 200);
     bc_http_stats_t s = stats(&f);
@@ -404,33 +397,24 @@ static void test_slow_client(void **state)
     cl_t slow = cl_open(&f, 0), quiet = cl_open(&f, 0);
     cl_sends(&slow, "GET /hello HTTP/1.1\r\nHost: t\r\n"); /* and nothing more */
     assert_int_equal(get_hello(&f), 200);                  /* others are served meanwhile */
-    resp_t r;
-    assert_int_equal(cl_resp(&slow, &r), 0);
-    assert_int_equal(r.status, 408);
+    expect(&slow, 408, "Request Timeout\n");
     assert_true(now_s() - t0 >= 0.35);
-    free(r.body);
     assert_false(cl_fill(&slow)); /* closed */
-    assert_int_equal(cl_resp(&quiet, &r), 0); /* never sent a byte: 408 too */
-    assert_int_equal(r.status, 408);
-    free(r.body);
+    expect(&quiet, 408, NULL);    /* never sent a byte: 408 too */
     cl_close(&slow);
     cl_close(&quiet);
     /* a byte every 100 ms never completes the request either */
     cl_t drip = cl_open(&f, 0);
-    const char *req = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
     for (int i = 0; i < 7; i++) {
-        cl_send(&drip, req + i, 1);
+        cl_send(&drip, GET_HELLO + i, 1);
         bc_test_sleep_ms(100);
     }
-    assert_int_equal(cl_resp(&drip, &r), 0);
-    assert_int_equal(r.status, 408);
-    free(r.body);
+    expect(&drip, 408, NULL);
     cl_close(&drip);
     /* an idle kept-alive connection is closed without a response */
     cl_t idle = cl_open(&f, 0);
-    cl_sends(&idle, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_int_equal(cl_resp(&idle, &r), 0);
-    free(r.body);
+    cl_sends(&idle, GET_HELLO);
+    expect(&idle, 200, NULL);
     assert_false(cl_fill(&idle));
     assert_int_equal(idle.buf.len, 0);
     cl_close(&idle);
@@ -446,56 +430,41 @@ static void test_keep_alive_and_pipelining(void **state)
     fx_t f;
     fx_start(&f, NULL);
     cl_t c = cl_open(&f, 0);
-    resp_t r;
     for (int i = 0; i < 2; i++) {
-        cl_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-        assert_int_equal(cl_resp(&c, &r), 0);
-        assert_int_equal(r.status, 200);
-        free(r.body);
+        cl_sends(&c, GET_HELLO);
+        expect(&c, 200, "hello world\n");
     }
     /* pipelined: three requests in one write, one with a chunked body, sent
      * after a blank line, then Connection: close */
-    cl_sends(&c, "\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
-                 "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                 "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
-                 "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_string_equal(r.body, "hello world\n");
-    free(r.body);
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_int_equal(r.status, 201);
-    assert_string_equal(r.body, "abcde");
-    free(r.body);
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_string_equal(r.body, "hi");
-    assert_non_null(strstr(r.head, "Connection: close\r\n"));
-    free(r.body);
+    cl_sends(&c,
+             "\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+             "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+             "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi");
+    expect(&c, 200, "hello world\n");
+    expect(&c, 201, "abcde");
+    assert_non_null(strstr(expect(&c, 201, "hi"), "Connection: close\r\n"));
     assert_false(cl_fill(&c));
     cl_close(&c);
     /* HTTP/1.0: closes by default, keeps alive on request */
     assert_int_equal(one_shot(&f, "GET /hello HTTP/1.0\r\n\r\n", 1), 200);
     c = cl_open(&f, 0);
     cl_sends(&c, "GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_non_null(strstr(r.head, "Connection: keep-alive\r\n"));
-    free(r.body);
+    assert_non_null(strstr(expect(&c, 200, NULL), "Connection: keep-alive\r\n"));
     /* Expect: 100-continue, and a request dripped byte by byte */
-    cl_sends(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    cl_sends(&c,
+             "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     bc_test_sleep_ms(50);
     assert_true(cl_fill(&c));
     assert_non_null(strstr(c.buf.data, "HTTP/1.1 100 Continue\r\n\r\n"));
-    const char *rest = "12345GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *rest = "12345" GET_HELLO;
     for (const char *p = rest; *p; p++) {
         cl_send(&c, p, 1);
         if (p - rest < 8)
             bc_test_sleep_ms(2);
     }
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_string_equal(r.body, "12345");
-    free(r.body);
-    assert_int_equal(cl_resp(&c, &r), 0);
-    assert_string_equal(r.body, "hello world\n");
-    free(r.body);
+    expect(&c, 201, "12345");
+    expect(&c, 200, "hello world\n");
     cl_close(&c);
     fx_stop(&f, 0);
 }
@@ -511,7 +480,7 @@ static void test_backpressure(void **state)
     cl_t c = cl_open(&f, 0);
     for (int i = 0; i < 8; i++)
         cl_sends(&c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
-    bc_test_sleep_ms(100);
+    bc_test_sleep_ms(100); /* the server fills the socket, then waits */
     for (int i = 0; i < 8; i++) {
         resp_t r;
         assert_int_equal(cl_resp(&c, &r), 0);
@@ -540,12 +509,9 @@ static void test_many_connections(void **state)
     for (int i = 0; i < N; i++)
         c[i] = cl_open(&f, 0);
     for (int i = 0; i < N; i++)
-        cl_sends(&c[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+        cl_sends(&c[i], GET_HELLO);
     for (int i = N - 1; i >= 0; i--) {
-        resp_t r;
-        assert_int_equal(cl_resp(&c[i], &r), 0);
-        assert_int_equal(r.status, 200);
-        free(r.body);
+        expect(&c[i], 200, "hello world\n");
         cl_close(&c[i]);
     }
     free(c);
@@ -558,16 +524,11 @@ static void test_many_connections(void **state)
     cl_t k[4];
     for (int i = 0; i < 4; i++) {
         k[i] = cl_open(&f, 0);
-        cl_sends(&k[i], "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
-        resp_t r;
-        assert_int_equal(cl_resp(&k[i], &r), 0);
-        free(r.body);
+        cl_sends(&k[i], GET_HELLO);
+        expect(&k[i], 200, NULL);
     }
     cl_t extra = cl_open(&f, 0); /* over the limit: 503, closed */
-    resp_t r;
-    assert_int_equal(cl_resp(&extra, &r), 0);
-    assert_int_equal(r.status, 503);
-    free(r.body);
+    expect(&extra, 503, "service unavailable\n");
     assert_false(cl_fill(&extra));
     cl_close(&extra);
     assert_int_equal(stats(&f).conns_rejected, 1);
@@ -597,14 +558,10 @@ static void test_destroy_in_handler(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_and_accessors),
-        cmocka_unit_test(test_404_405),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_slow_client),
-        cmocka_unit_test(test_keep_alive_and_pipelining),
-        cmocka_unit_test(test_backpressure),
-        cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_get_and_accessors),  cmocka_unit_test(test_404_405),
+        cmocka_unit_test(test_bad_requests),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_slow_client),        cmocka_unit_test(test_keep_alive_and_pipelining),
+        cmocka_unit_test(test_backpressure),       cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_destroy_in_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,23 +30,27 @@ static void test_exposition_exact(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(4);
     bc_metric_family_t *spawns = reg(m, &(bc_metric_opts_t){.name = "coordinator_spawns_total",
-                                                             .help = "Coordinators spawned.",
-                                                             .type = BC_METRIC_COUNTER});
+                                                            .help = "Coordinators spawned.",
+                                                            .type = BC_METRIC_COUNTER});
     bc_metric_family_t *hb =
         reg(m, &(bc_metric_opts_t){.name = "heartbeat_failures_total",
                                    .help = "Total number of heartbeat failures detected",
                                    .type = BC_METRIC_COUNTER,
                                    .labels = {"coordinator_id", "failure_type"}});
     bc_metric_family_t *active = reg(m, &(bc_metric_opts_t){.name = "blocking_coordinators_active",
-                                                             .help = "Active.",
-                                                             .type = BC_METRIC_GAUGE});
-    reg(m, &(bc_metric_opts_t){.name = "unused_total", .help = "Never used.",
-                               .type = BC_METRIC_COUNTER, .labels = {"x"}});
-    bc_metric_family_t *dur = reg(
-        m, &(bc_metric_opts_t){.name = "blocking_duration_seconds",
-                               .help = "Duration of blocking coordination in seconds",
-                               .type = BC_METRIC_HISTOGRAM, .labels = {"status"},
-                               .buckets = (const double[]){0.1, 1, 5}, .nbuckets = 3});
+                                                            .help = "Active.",
+                                                            .type = BC_METRIC_GAUGE});
+    reg(m, &(bc_metric_opts_t){.name = "unused_total",
+                               .help = "Never used.",
+                               .type = BC_METRIC_COUNTER,
+                               .labels = {"x"}});
+    bc_metric_family_t *dur =
+        reg(m, &(bc_metric_opts_t){.name = "blocking_duration_seconds",
+                                   .help = "Duration of blocking coordination in seconds",
+                                   .type = BC_METRIC_HISTOGRAM,
+                                   .labels = {"status"},
+                                   .buckets = (const double[]){0.1, 1, 5},
+                                   .nbuckets = 3});
 
     bc_counter_add(bc_counter_labels(spawns, NULL), 3);
     bc_counter_inc(bc_counter_labels(hb, L("c2", "stale")));
@@ -89,9 +93,9 @@ static void test_label_escaping(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(0);
     bc_metric_family_t *f = reg(m, &(bc_metric_opts_t){.name = "esc_total",
-                                                         .help = "back\\slash \"q\"\nline2",
-                                                         .type = BC_METRIC_COUNTER,
-                                                         .labels = {"v"}});
+                                                       .help = "back\\slash \"q\"\nline2",
+                                                       .type = BC_METRIC_COUNTER,
+                                                       .labels = {"v"}});
     bc_counter_inc(bc_counter_labels(f, L("a\\b\"c\nd")));
     bc_counter_inc(bc_counter_labels(f, L("")));
     char *s = expose(m);
@@ -106,11 +110,10 @@ static void test_label_escaping(void **state)
 static void test_float_format(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(1);
-    bc_metric_family_t *g = reg(m, &(bc_metric_opts_t){.name = "g", .help = "h",
-                                                         .type = BC_METRIC_GAUGE,
-                                                         .labels = {"k"}});
-    bc_metric_family_t *c = reg(m, &(bc_metric_opts_t){.name = "c_total", .help = "h",
-                                                         .type = BC_METRIC_COUNTER});
+    bc_metric_family_t *g = reg(
+        m, &(bc_metric_opts_t){.name = "g", .help = "h", .type = BC_METRIC_GAUGE, .labels = {"k"}});
+    bc_metric_family_t *c =
+        reg(m, &(bc_metric_opts_t){.name = "c_total", .help = "h", .type = BC_METRIC_COUNTER});
     bc_gauge_set(bc_gauge_labels(g, L("a")), 0.1);
     bc_gauge_set(bc_gauge_labels(g, L("b")), 1e-7);
     bc_gauge_set(bc_gauge_labels(g, L("c")), 1e21);
@@ -176,10 +179,13 @@ static void test_concurrent_increments(void **state)
     enum { T = 8 };
     bc_metrics_t *m = bc_metrics_create(16);
     inc_arg_t a = {
-        .cf = reg(m, &(bc_metric_opts_t){.name = "inc_total", .help = "h",
-                                         .type = BC_METRIC_COUNTER, .labels = {"id"}}),
-        .hf = reg(m, &(bc_metric_opts_t){.name = "lat_seconds", .help = "h",
-                                         .type = BC_METRIC_HISTOGRAM}),
+        .cf =
+            reg(m,
+                &(bc_metric_opts_t){
+                    .name = "inc_total", .help = "h", .type = BC_METRIC_COUNTER, .labels = {"id"}}),
+        .hf = reg(
+            m,
+            &(bc_metric_opts_t){.name = "lat_seconds", .help = "h", .type = BC_METRIC_HISTOGRAM}),
         .n = bc_test_scaled(1000000, 10000),
     };
     pthread_t th[T], ex;
@@ -206,10 +212,12 @@ static void test_concurrent_increments(void **state)
 static void test_histogram_boundaries(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(2);
-    bc_metric_family_t *f = reg(m, &(bc_metric_opts_t){
-                                       .name = "b", .help = "h", .type = BC_METRIC_HISTOGRAM,
-                                       .buckets = (const double[]){1, 2, 5, INFINITY},
-                                       .nbuckets = 4});
+    bc_metric_family_t *f =
+        reg(m, &(bc_metric_opts_t){.name = "b",
+                                   .help = "h",
+                                   .type = BC_METRIC_HISTOGRAM,
+                                   .buckets = (const double[]){1, 2, 5, INFINITY},
+                                   .nbuckets = 4});
     bc_histogram_t *h = bc_histogram_labels(f, NULL);
     const double obs[] = {-3, 1, 1.0000001, 2, 2.5, 5, 5.000001, 1e300};
     for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
@@ -227,8 +235,8 @@ static void test_histogram_boundaries(void **state)
     free(s);
 
     /* sums of microsecond observations stay exact to well below 1 us */
-    bc_metric_family_t *us = reg(m, &(bc_metric_opts_t){.name = "us", .help = "h",
-                                                         .type = BC_METRIC_HISTOGRAM});
+    bc_metric_family_t *us =
+        reg(m, &(bc_metric_opts_t){.name = "us", .help = "h", .type = BC_METRIC_HISTOGRAM});
     bc_histogram_t *u = bc_histogram_labels(us, NULL);
     for (int i = 0; i < 100000; i++)
         bc_histogram_observe(u, 0.000123);
@@ -239,9 +247,11 @@ static void test_histogram_boundaries(void **state)
 static void test_cardinality_cap(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(2);
-    bc_metric_family_t *f = reg(m, &(bc_metric_opts_t){.name = "capped_total", .help = "h",
-                                                         .type = BC_METRIC_COUNTER,
-                                                         .labels = {"a", "b"}, .max_children = 2});
+    bc_metric_family_t *f = reg(m, &(bc_metric_opts_t){.name = "capped_total",
+                                                       .help = "h",
+                                                       .type = BC_METRIC_COUNTER,
+                                                       .labels = {"a", "b"},
+                                                       .max_children = 2});
     bc_counter_inc(bc_counter_labels(f, L("1", "x")));
     bc_counter_inc(bc_counter_labels(f, L("2", "x")));
     bc_counter_t *o1 = bc_counter_labels(f, L("3", "x"));
@@ -274,24 +284,18 @@ static void test_registration_errors(void **state)
     assert_int_equal(bc_metrics_register(m, &(bc_metric_opts_t){.name = "9bad", .type = 1}, &f),
                      -EINVAL);
     assert_int_equal(
-        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ok", .type = 1, .labels = {"a-b"}},
-                            &f),
+        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ok", .type = 1, .labels = {"a-b"}}, &f),
         -EINVAL);
     assert_int_equal(
-        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ok", .type = 1, .labels = {"__x"}},
-                            &f),
+        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ok", .type = 1, .labels = {"__x"}}, &f),
         -EINVAL);
-    assert_int_equal(bc_metrics_register(m,
-                                         &(bc_metric_opts_t){.name = "ok", .type = 1,
-                                                             .labels = {"a", "a"}},
-                                         &f),
+    assert_int_equal(bc_metrics_register(
+                         m, &(bc_metric_opts_t){.name = "ok", .type = 1, .labels = {"a", "a"}}, &f),
                      -EINVAL);
-    assert_int_equal(bc_metrics_register(m,
-                                         &(bc_metric_opts_t){.name = "h",
-                                                             .type = BC_METRIC_HISTOGRAM,
-                                                             .labels = {"le"}},
-                                         &f),
-                     -EINVAL);
+    assert_int_equal(
+        bc_metrics_register(
+            m, &(bc_metric_opts_t){.name = "h", .type = BC_METRIC_HISTOGRAM, .labels = {"le"}}, &f),
+        -EINVAL);
     assert_int_equal(bc_metrics_register(m,
                                          &(bc_metric_opts_t){.name = "h",
                                                              .type = BC_METRIC_HISTOGRAM,
@@ -301,13 +305,12 @@ static void test_registration_errors(void **state)
                      -EINVAL);
     assert_int_equal(bc_metrics_register(m, &(bc_metric_opts_t){.name = "t", .type = 9}, &f),
                      -EINVAL);
-    assert_int_equal(bc_metrics_register(m, &(bc_metric_opts_t){.name = "ns:ok_total", .type = 1},
-                                         &f),
-                     0);
+    assert_int_equal(
+        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ns:ok_total", .type = 1}, &f), 0);
     assert_ptr_equal(bc_metrics_find(m, "ns:ok_total"), f);
-    assert_int_equal(bc_metrics_register(m, &(bc_metric_opts_t){.name = "ns:ok_total", .type = 2},
-                                         NULL),
-                     -EEXIST);
+    assert_int_equal(
+        bc_metrics_register(m, &(bc_metric_opts_t){.name = "ns:ok_total", .type = 2}, NULL),
+        -EEXIST);
     /* wrong type and NULL handles are harmless */
     assert_null(bc_gauge_labels(f, NULL));
     assert_null(bc_histogram_labels(f, NULL));
@@ -340,8 +343,10 @@ static void test_collector_and_clear(void **state)
 {
     bc_metrics_t *m = bc_metrics_create(0);
     table_arg_t *t = calloc(1, sizeof *t);
-    t->f = reg(m, &(bc_metric_opts_t){.name = "blocking_coordinators_total", .help = "h",
-                                      .type = BC_METRIC_GAUGE, .labels = {"swarm_id"}});
+    t->f = reg(m, &(bc_metric_opts_t){.name = "blocking_coordinators_total",
+                                      .help = "h",
+                                      .type = BC_METRIC_GAUGE,
+                                      .labels = {"swarm_id"}});
     assert_int_equal(bc_metrics_add_collector(m, table_collect, t, free), 0);
     assert_int_equal(bc_metrics_add_collector(m, NULL, NULL, NULL), -EINVAL);
     char *s = expose(m);
@@ -371,9 +376,9 @@ static void test_process_metrics(void **state)
     assert_int_equal(bc_metrics_register_process(m), 0);
     assert_int_equal(bc_metrics_register_process(m), -EEXIST);
     char *s = expose(m);
-    const char *names[] = {"process_cpu_seconds_total",     "process_max_fds",
-                           "process_open_fds",              "process_resident_memory_bytes",
-                           "process_start_time_seconds",    "process_virtual_memory_bytes"};
+    const char *names[] = {"process_cpu_seconds_total",  "process_max_fds",
+                           "process_open_fds",           "process_resident_memory_bytes",
+                           "process_start_time_seconds", "process_virtual_memory_bytes"};
     double vals[6] = {0};
     int seen = 0;
     for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
@@ -403,14 +408,10 @@ static void test_process_metrics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exposition_exact),
-        cmocka_unit_test(test_label_escaping),
-        cmocka_unit_test(test_float_format),
-        cmocka_unit_test(test_concurrent_increments),
-        cmocka_unit_test(test_histogram_boundaries),
-        cmocka_unit_test(test_cardinality_cap),
-        cmocka_unit_test(test_registration_errors),
-        cmocka_unit_test(test_collector_and_clear),
+        cmocka_unit_test(test_exposition_exact),     cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_float_format),         cmocka_unit_test(test_concurrent_increments),
+        cmocka_unit_test(test_histogram_boundaries), cmocka_unit_test(test_cardinality_cap),
+        cmocka_unit_test(test_registration_errors),  cmocka_unit_test(test_collector_and_clear),
         cmocka_unit_test(test_process_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
