@@ -1,0 +1,49 @@
+/* blockcoord.c - the `blockcoord` command-line program: one binary, many
+ * subcommands, each with --help. A table maps names to handlers so that
+ * later subcommands (host, signal, status, reap, verify-setup, chaos) slot in
+ * without touching the dispatcher.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const bc_cli_cmd_t commands[] = {
+    {"demo", "run the runtime demo: many actors passing tokens in a ring", bc_cli_demo},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: blockcoord <command> [options]\n"
+               "       blockcoord <command> --help\n"
+               "       blockcoord --version\n\n"
+               "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment: BC_WORKERS (worker threads), BC_LOG_LEVEL, BC_LOG_FORMAT\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("blockcoord %s\n", BC_VERSION_STRING);
+        return 0;
+    }
+    if (bc_log_init_from_env() != 0)
+        return 2;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "blockcoord: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
