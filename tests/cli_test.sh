@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# cli_test.sh BUILD_DIR SOURCE_DIR: the blockcoord program's contract:
+# --help texts, exit status 2 with a clear message on bad input, and a small
+# demo run that completes.
+set -uo pipefail
+build=$1
+bin="$build/blockcoord"
+fail=0
+check() { # check NAME WANT_RC WANT_TEXT CMD...
+    local name=$1 want_rc=$2 want_text=$3; shift 3
+    local out rc
+    out=$("$@" 2>&1); rc=$?
+    if [ "$rc" -ne "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
+        echo "FAIL $name: rc=$rc (want $want_rc), output:"; echo "$out" | head -20
+        fail=1
+    else
+        echo "ok   $name"
+    fi
+}
+check "top-level help"        0 "usage: blockcoord <command>" "$bin" --help
+check "version"               0 "blockcoord 0."               "$bin" --version
+check "no command"            2 "usage: blockcoord"           "$bin"
+check "unknown command"       2 'unknown command "frobnicate"' "$bin" frobnicate
+check "demo help"             0 "usage: blockcoord demo"      "$bin" demo --help
+check "demo bad number"       2 '--actors "12x": expected an integer' "$bin" demo --actors 12x
+check "demo negative"         2 '--hops "-5": expected an integer' "$bin" demo --hops -5
+check "demo zero actors"      2 '--actors "0": expected an integer in 1..' "$bin" demo --actors 0
+check "demo unknown flag"     2 "usage: blockcoord demo"      "$bin" demo --bogus
+check "demo extra argument"   2 'unexpected argument "extra"' "$bin" demo extra
+check "bad BC_LOG_LEVEL"      2 "BC_LOG_LEVEL"                env BC_LOG_LEVEL=loud "$bin" demo --actors 10 --tokens 1 --hops 10
+check "bad BC_WORKERS warns"  0 'BC_WORKERS="lots" ignored'   env BC_WORKERS=lots "$bin" demo --actors 100 --tokens 2 --hops 100
+check "small demo runs"       0 "hops counted                 20000" "$bin" demo --actors 1000 --tokens 10 --hops 2000 --workers 2
+exit $fail
