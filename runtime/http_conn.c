@@ -447,11 +447,11 @@ void bc__http_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         BC__HTTP_COUNT(srv, conns_accepted);
         if (srv->nconns >= srv->opts.max_connections) {
+            BC__HTTP_COUNT(srv, conns_rejected); /* counted before the peer can see it */
+            BC__HTTP_COUNT(srv, responses[5]);
             ssize_t n = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)n; /* best effort */
             close(fd);
-            BC__HTTP_COUNT(srv, conns_rejected);
-            BC__HTTP_COUNT(srv, responses[5]);
             continue;
         }
         bc__conn_new(srv, fd, &ss);

@@ -282,7 +282,7 @@ static void test_backpressure(void **state)
     fx_t f;
     bc_http_opts_t o;
     bc_http_opts_init(&o);
-    o.write_timeout = 0.3;
+    o.write_timeout = 0.5;
     fx_start(&f, &o);
     /* 8 x 512 KiB pipelined, read only after they are all queued */
     cl_t c = cl_open(&f, 0);
