@@ -222,6 +222,12 @@ static void test_keep_and_large_messages(void **state)
     for (size_t i = 0; i < 100000 - sizeof(bc_msg_t); i++)
         m[sizeof(bc_msg_t) + i] = (unsigned char)i;
     assert_int_equal(bc_send(a[0], (bc_msg_t *)m), 0);
+    /* The last actor stops itself once the message arrived; only then stop
+     * the forwarders (stopping them earlier would refuse the forward). */
+    uint64_t t0 = bc_now_ms();
+    while (bc_actor_alive(a[2]) && bc_now_ms() - t0 < 30000)
+        bc_test_sleep_ms(1);
+    assert_int_equal(bc_actor_alive(a[2]), 0);
     assert_int_equal(bc_runtime_wait(rt, 0), -ETIMEDOUT); /* a[0], a[1] still alive */
     for (int i = 0; i < 2; i++)
         bc_stop(a[i]);
