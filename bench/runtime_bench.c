@@ -631,8 +631,8 @@ int main(int argc, char **argv)
             v[i] = bench_fanin(n, chain);
         double m = median(v, runs);
         if (g_json)
-            printf("{\"bench\":\"%s\",\"senders\":4,\"messages\":%llu,\"msgs_per_s\":%.0f}\n",
-                   name, (unsigned long long)n, m);
+            printf("{\"bench\":\"%s\",\"senders\":4,\"messages\":%llu,\"msgs_per_s\":%.0f}\n", name,
+                   (unsigned long long)n, m);
         else
             printf("%-16s %9.2f M/s  > 34.8 M/s (Go, bounded channel)%s\n", name, m / 1e6,
                    chain ? " - chained sends" : "");

@@ -67,9 +67,9 @@ struct bc_msg_s {
 /* A timer tick. Its header's type is the type given to bc_timer_start(). */
 typedef struct bc_timer_tick_s {
     bc_msg_t hdr;
-    bc_timer_t *timer;     /* borrowed: valid while the tick is being handled */
-    uint64_t deadline_ms;  /* the scheduled time of this tick, runtime clock */
-    uint64_t seq;          /* 1 for the first tick, 2 for the next, ... */
+    bc_timer_t *timer;    /* borrowed: valid while the tick is being handled */
+    uint64_t deadline_ms; /* the scheduled time of this tick, runtime clock */
+    uint64_t seq;         /* 1 for the first tick, 2 for the next, ... */
 } bc_timer_tick_t;
 
 /* A behaviour runs one message at a time on one worker. It must not block.
@@ -80,12 +80,12 @@ typedef void (*bc_behaviour_fn)(bc_actor_t *self, void *state, bc_msg_t *msg);
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct bc_runtime_opts_s {
-    unsigned workers;   /* worker threads; 0 = number of online CPUs */
-    unsigned batch;     /* messages per actor turn; 0 = 64 */
-    unsigned spin_us;   /* how long an idle worker looks for work before it
-                           parks; 0 = default (50 us) */
-    int deterministic;  /* nonzero: one worker, seeded interleaving (tests) */
-    uint64_t seed;      /* seed for deterministic mode */
+    unsigned workers;  /* worker threads; 0 = number of online CPUs */
+    unsigned batch;    /* messages per actor turn; 0 = 64 */
+    unsigned spin_us;  /* how long an idle worker looks for work before it
+                          parks; 0 = default (50 us) */
+    int deterministic; /* nonzero: one worker, seeded interleaving (tests) */
+    uint64_t seed;     /* seed for deterministic mode */
 } bc_runtime_opts_t;
 
 /* Fill `opts` with defaults (also read from the environment:
@@ -121,10 +121,10 @@ typedef struct bc_runtime_stats_s {
     uint64_t actors_live;
     uint64_t actors_spawned;
     uint64_t actors_stopped;
-    uint64_t messages_dead;   /* sent to an actor that had stopped */
-    uint64_t parks;           /* times a worker went to sleep */
-    uint64_t wakes;           /* times a worker was woken */
-    uint64_t steals;          /* actors taken from another worker */
+    uint64_t messages_dead; /* sent to an actor that had stopped */
+    uint64_t parks;         /* times a worker went to sleep */
+    uint64_t wakes;         /* times a worker was woken */
+    uint64_t steals;        /* actors taken from another worker */
     uint64_t timers_pending;
 } bc_runtime_stats_t;
 void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out);

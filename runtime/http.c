@@ -342,31 +342,31 @@ int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive,
  * valid during the handler call; response setters copy their arguments. All
  * run on the loop thread, inside a handler. */
 
-/* Request method. Never NULL. */
+/* Request method. Never NULL. Loop thread, in a handler. */
 const char *bc_http_req_method(const bc_http_req_t *req)
 {
     return req->base + req->method;
 }
 
-/* Raw path without the query. Never NULL. */
+/* Raw path without the query. Never NULL. Loop thread, in a handler. */
 const char *bc_http_req_path(const bc_http_req_t *req)
 {
     return req->base + req->path;
 }
 
-/* Raw query string, "" when absent. Never NULL. */
+/* Raw query string, "" when absent. Never NULL. Loop thread, in a handler. */
 const char *bc_http_req_query(const bc_http_req_t *req)
 {
     return req->base + req->query;
 }
 
-/* Minor version: 0 (HTTP/1.0) or 1. */
+/* Minor version: 0 (HTTP/1.0) or 1. Loop thread, in a handler. */
 int bc_http_req_version(const bc_http_req_t *req)
 {
     return req->minor;
 }
 
-/* First header called `name` (case-insensitive), or NULL. */
+/* First header called `name` (case-insensitive), or NULL. Loop thread, in a handler. */
 const char *bc_http_req_header(const bc_http_req_t *req, const char *name)
 {
     for (unsigned i = 0; i < req->nhdrs; i++)
@@ -375,7 +375,7 @@ const char *bc_http_req_header(const bc_http_req_t *req, const char *name)
     return NULL;
 }
 
-/* Body (NUL-terminated) and its length. Never NULL. */
+/* Body (NUL-terminated) and its length. Never NULL. Loop thread, in a handler. */
 const char *bc_http_req_body(const bc_http_req_t *req, size_t *len)
 {
     if (len)
@@ -383,25 +383,25 @@ const char *bc_http_req_body(const bc_http_req_t *req, size_t *len)
     return req->base + req->body_off;
 }
 
-/* Peer address, numeric. Never NULL. */
+/* Peer address, numeric. Never NULL. Loop thread, in a handler. */
 const char *bc_http_req_peer(const bc_http_req_t *req)
 {
     return req->peer;
 }
 
-/* Peer TCP port. */
+/* Peer TCP port. Loop thread, in a handler. */
 uint16_t bc_http_req_peer_port(const bc_http_req_t *req)
 {
     return req->peer_port;
 }
 
-/* 1 when the peer is a loopback address, else 0. */
+/* 1 when the peer is a loopback address, else 0. Loop thread, in a handler. */
 int bc_http_req_peer_is_loopback(const bc_http_req_t *req)
 {
     return req->peer_loopback;
 }
 
-/* Bearer token from Authorization, or NULL. */
+/* Bearer token from Authorization, or NULL. Loop thread, in a handler. */
 const char *bc_http_req_bearer(const bc_http_req_t *req)
 {
     const char *v = bc_http_req_header(req, "authorization");
@@ -413,13 +413,13 @@ const char *bc_http_req_bearer(const bc_http_req_t *req)
     return *v ? v : NULL;
 }
 
-/* Set the status; invalid codes become 500. */
+/* Set the status; invalid codes become 500. Loop thread, in a handler. */
 void bc_http_resp_status(bc_http_resp_t *resp, int status)
 {
     resp->status = status >= 200 && status <= 599 ? status : 500;
 }
 
-/* Add a header (Content-Type replaces). 0, -EINVAL or -EPERM. */
+/* Add a header (Content-Type replaces). 0, -EINVAL or -EPERM. Loop thread, in a handler. */
 int bc_http_resp_header(bc_http_resp_t *resp, const char *name, const char *value)
 {
     if (!name || !*name || !value)
@@ -444,20 +444,20 @@ int bc_http_resp_header(bc_http_resp_t *resp, const char *name, const char *valu
     return 0;
 }
 
-/* Replace the body with a copy of data[0..len). */
+/* Replace the body with a copy of data[0..len). Loop thread, in a handler. */
 void bc_http_resp_body(bc_http_resp_t *resp, const void *data, size_t len)
 {
     bc_buf_reset(&resp->body);
     bc_buf_append(&resp->body, data, len);
 }
 
-/* The body buffer, owned by the server, to append to. */
+/* The body buffer, owned by the server, to append to. Loop thread, in a handler. */
 bc_buf_t *bc_http_resp_buf(bc_http_resp_t *resp)
 {
     return &resp->body;
 }
 
-/* Status, optional Content-Type and body in one call. */
+/* Status, optional Content-Type and body in one call. Loop thread, in a handler. */
 void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_type, const void *data,
                        size_t len)
 {
@@ -467,7 +467,7 @@ void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_typ
     bc_http_resp_body(resp, data, len);
 }
 
-/* Close the connection after this response. */
+/* Close the connection after this response. Loop thread, in a handler. */
 void bc_http_resp_close(bc_http_resp_t *resp)
 {
     resp->close = 1;

@@ -1,12 +1,10 @@
 /* http_conn.c - HTTP connections: accept, read, process, write, time out.
  *
- * Key decision: one ev_timer per connection, armed for the single deadline
- * that matters in the connection's current state (request not complete by
- * read_timeout, no write progress within write_timeout, idle keep-alive,
- * lingering close), recomputed after every event. A client that drips bytes,
- * never reads, or never sends therefore costs one timer and at most a bounded
- * buffer, and the loop keeps serving everyone else. Connections are closed
- * only at the end of their own callbacks, never under a caller's feet.
+ * Key decision: one ev_timer per connection, armed for the one deadline that
+ * matters in its current state (request incomplete after read_timeout, no
+ * write progress within write_timeout, idle keep-alive, lingering close) and
+ * recomputed after every event. A client that drips bytes, never reads or
+ * never sends costs one timer and a bounded buffer; everyone else is served.
  */
 #include "http_impl.h"
 

@@ -1,12 +1,10 @@
 /* http_parse.c - HTTP/1.1 request head parsing and chunked body decoding.
  *
- * Key decision: parsing is incremental but stateless about content until the
- * head is complete: while bytes arrive we only look for line ends (resuming
- * where the last search stopped, so a client dripping bytes costs O(n) in
- * total) and enforce the size limits; once the blank line is there, the head
- * is validated in one pass and its strings are NUL-terminated in place.
- * Chunked bodies are decoded in place, towards the front of the buffer.
- * Everything returns 0 (need more), a positive value (done) or -status.
+ * Key decision: until the head is complete we only look for line ends
+ * (resuming where the last search stopped, so a client dripping bytes costs
+ * O(n) in total) and enforce the size limits; then the head is validated in
+ * one pass and its strings are NUL-terminated in place. Chunked bodies are
+ * decoded in place. Results: 0 (need more), > 0 (done) or -status.
  */
 #include "http_impl.h"
 
@@ -155,7 +153,8 @@ int bc__http_parse_head(char *b, size_t len, const bc__http_limits_t *lim, bc__h
     return 1;
 }
 
-/* 1 when the comma-separated list contains token (case-insensitive). */
+/* 1 when the comma-separated list contains token (case-insensitive), else
+ * 0. Any thread. */
 int bc__http_token_in_list(const char *list, const char *token)
 {
     size_t tl = strlen(token);

@@ -21,7 +21,7 @@
 #define BC_DEFAULT_BATCH 64
 #define BC_DEFAULT_SPIN_US 50
 
-#define bc_container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define bc_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 /* bc_msg_t.flags */
 #define BC_MSGF_TIMER 0x1u    /* a bc_timer_tick_t: holds a timer reference */

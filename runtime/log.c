@@ -85,8 +85,8 @@ static size_t format_ts(char *buf, size_t cap)
     unsigned mon = (unsigned)(tm.tm_mon + 1) % 100u, day = (unsigned)tm.tm_mday % 100u;
     unsigned hh = (unsigned)tm.tm_hour % 100u, mm = (unsigned)tm.tm_min % 100u;
     unsigned ss = (unsigned)tm.tm_sec % 100u, ms = (unsigned)(ts.tv_nsec / 1000000) % 1000u;
-    int n = snprintf(buf, cap, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", year, mon, day, hh, mm, ss,
-                     ms);
+    int n =
+        snprintf(buf, cap, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", year, mon, day, hh, mm, ss, ms);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 

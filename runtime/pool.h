@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BC_POOL_CLASSES 8        /* 32, 64, ..., 4096 bytes */
-#define BC_POOL_MIN_SHIFT 5      /* smallest class: 32 bytes */
-#define BC_POOL_LARGE 0xffu      /* class of blocks above 4096 bytes (malloc) */
-#define BC_POOL_BATCH 256        /* objects moved to/from the depot at once */
+#define BC_POOL_CLASSES 8   /* 32, 64, ..., 4096 bytes */
+#define BC_POOL_MIN_SHIFT 5 /* smallest class: 32 bytes */
+#define BC_POOL_LARGE 0xffu /* class of blocks above 4096 bytes (malloc) */
+#define BC_POOL_BATCH 256   /* objects moved to/from the depot at once */
 
 /* Size class for `size` bytes, or BC_POOL_LARGE. */
 static inline unsigned bc_pool_class(size_t size)

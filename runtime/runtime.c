@@ -90,7 +90,8 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
         bc_worker_t *w = &rt->workers[i];
         w->rt = rt;
         w->index = i;
-        w->rng = (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
+        w->rng =
+            (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
         bc_mpscq_init(&w->pinned, 0);
     }
     if ((rc = bc__io_start(rt)) != 0)

@@ -76,9 +76,8 @@ static void wake_one(bc_runtime_t *rt)
     uint64_t mask = atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst);
     while (mask) {
         unsigned i = (unsigned)__builtin_ctzll(mask);
-        if (atomic_compare_exchange_weak_explicit(&rt->parked_mask, &mask,
-                                                  mask & ~(1ULL << i), memory_order_seq_cst,
-                                                  memory_order_seq_cst)) {
+        if (atomic_compare_exchange_weak_explicit(&rt->parked_mask, &mask, mask & ~(1ULL << i),
+                                                  memory_order_seq_cst, memory_order_seq_cst)) {
             wake_worker(rt, i);
             return;
         }
@@ -133,8 +132,8 @@ static void rq_push(bc_worker_t *w, bc_actor_t *a)
         uint32_t n = BC_RQ_SIZE / 2;
         bc_actor_t *batch[BC_RQ_SIZE / 2];
         for (uint32_t i = 0; i < n; i++)
-            batch[i] = atomic_load_explicit(&w->rq[(h + i) & (BC_RQ_SIZE - 1)],
-                                            memory_order_relaxed);
+            batch[i] =
+                atomic_load_explicit(&w->rq[(h + i) & (BC_RQ_SIZE - 1)], memory_order_relaxed);
         /* acq_rel: claims the slots against thieves. */
         if (!atomic_compare_exchange_strong_explicit(&w->rq_head, &h, h + n, memory_order_acq_rel,
                                                      memory_order_relaxed))
@@ -179,10 +178,10 @@ static bc_actor_t *rq_steal(bc_worker_t *w, bc_worker_t *victim)
         if (n > BC_RQ_SIZE / 2)
             continue; /* inconsistent snapshot: head moved under us */
         for (uint32_t i = 0; i < n; i++)
-            batch[i] = atomic_load_explicit(&victim->rq[(h + i) & (BC_RQ_SIZE - 1)],
-                                            memory_order_relaxed);
-        if (atomic_compare_exchange_weak_explicit(&victim->rq_head, &h, h + n,
-                                                  memory_order_acq_rel, memory_order_relaxed))
+            batch[i] =
+                atomic_load_explicit(&victim->rq[(h + i) & (BC_RQ_SIZE - 1)], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&victim->rq_head, &h, h + n, memory_order_acq_rel,
+                                                  memory_order_relaxed))
             break;
     }
     for (uint32_t i = 1; i < n; i++)

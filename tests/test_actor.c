@@ -234,7 +234,7 @@ static void test_keep_and_large_messages(void **state)
     assert_int_equal(bc_runtime_wait(rt, 10000), 0);
     assert_int_equal(f[0].hops, 1);
     assert_int_equal(f[1].hops, 1);
-    assert_int_equal(f[2].hops, 1); /* and the payload arrived intact */
+    assert_int_equal(f[2].hops, 1);         /* and the payload arrived intact */
     assert_ptr_equal(f[0].seen, f[2].seen); /* the same message, not a copy */
     for (int i = 0; i < 3; i++)
         bc_actor_release(a[i]);

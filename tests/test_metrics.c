@@ -1,4 +1,7 @@
-/* test_metrics.c - metric registry, lock-free updates and exposition text. */
+/* test_metrics.c - metric registry, lock-free updates and exposition text:
+ * exact Prometheus output, escaping, concurrent increments from 8 threads,
+ * histogram boundaries, cardinality caps, collectors and process metrics.
+ */
 #include "harness.h"
 #include "metrics.h"
 

@@ -20,7 +20,7 @@ static bc_runtime_t *mkrt(unsigned workers)
 /* ---------------------------------------------------------------- exclusive */
 
 typedef struct {
-    _Atomic int inside;    /* guard: must never exceed 1 */
+    _Atomic int inside; /* guard: must never exceed 1 */
     _Atomic int violations;
     _Atomic uint64_t handled;
     uint64_t plain; /* unsynchronised: TSan flags it if two workers run us */
@@ -426,7 +426,7 @@ static void test_deterministic_replay(void **state)
     assert_int_equal(n1, 1023); /* 1 + 2 + 4 + ... + 512 */
     assert_int_equal(n1, n2);
     assert_int_equal(n1, n3);
-    assert_memory_equal(t1, t2, n1 * sizeof(int)); /* same seed: same interleaving */
+    assert_memory_equal(t1, t2, n1 * sizeof(int));      /* same seed: same interleaving */
     assert_true(memcmp(t1, t3, n1 * sizeof(int)) != 0); /* other seed: another one */
     free(t1);
     free(t2);

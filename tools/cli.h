@@ -15,8 +15,8 @@ typedef struct {
 /* Parse a non-negative integer option value in [min, max]. On error prints
  * "blockcoord <cmd>: --<opt> "<value>": expected <min>..<max>" and returns
  * -EINVAL. */
-int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min,
-                     uint64_t max, uint64_t *out);
+int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
+                     uint64_t *out);
 
 /* Subcommands. Exit status: 0 success, 1 failure, 2 usage error. */
 int bc_cli_demo(int argc, char **argv);

@@ -59,15 +59,15 @@ static void demo_usage(FILE *f)
           f);
 }
 
-int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min,
-                     uint64_t max, uint64_t *out)
+int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
+                     uint64_t *out)
 {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(val, &end, 10);
     if (errno || end == val || *end || val[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "blockcoord %s: --%s \"%s\": expected an integer in %llu..%llu\n", cmd,
-                opt, val, (unsigned long long)min, (unsigned long long)max);
+        fprintf(stderr, "blockcoord %s: --%s \"%s\": expected an integer in %llu..%llu\n", cmd, opt,
+                val, (unsigned long long)min, (unsigned long long)max);
         return -EINVAL;
     }
     *out = v;
@@ -88,12 +88,10 @@ static void progress(uint64_t done, uint64_t total, double rate)
 int bc_cli_demo(int argc, char **argv)
 {
     uint64_t actors = 100000, tokens = 1000, hops = 100000, workers = 0;
-    static const struct option opts[] = {{"actors", required_argument, 0, 'a'},
-                                         {"tokens", required_argument, 0, 't'},
-                                         {"hops", required_argument, 0, 'n'},
-                                         {"workers", required_argument, 0, 'w'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"actors", required_argument, 0, 'a'}, {"tokens", required_argument, 0, 't'},
+        {"hops", required_argument, 0, 'n'},   {"workers", required_argument, 0, 'w'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
