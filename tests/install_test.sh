@@ -61,6 +61,7 @@ echo "$out"
 [ "$out" = "total=5050 wait=0 version=$(pkg-config --modversion blockcoord)" ] || {
     echo "install_test: unexpected output"; exit 1; }
 # The program must use the installed shared library, not the build tree's.
-ldd "$prefix/app" | grep -q "$libdir/libblockcoord.so" || {
-    echo "install_test: app is not linked against the installed library"; ldd "$prefix/app"; exit 1; }
+deps=$(ldd "$prefix/app")
+grep -qF "$libdir/libblockcoord.so" <<<"$deps" || {
+    echo "install_test: app is not linked against the installed library"; echo "$deps"; exit 1; }
 echo "install_test: ok"
