@@ -68,7 +68,8 @@ typedef struct bc_worker_s {
     uint64_t rng;
     uint64_t tick;
     pthread_t thread;
-    bc_mpscq_t pinned; /* actors pinned here, pushed by anyone */
+    bc_mpscq_t pinned;           /* actors pinned here, pushed by anyone */
+    _Atomic uint64_t pinned_len; /* pushed and not yet popped: exact, unlike the queue's head */
     /* Run queue: head moved by the owner and by thieves, tail by the owner. */
     alignas(BC_CACHELINE) _Atomic uint32_t rq_head;
     alignas(BC_CACHELINE) _Atomic uint32_t rq_tail;
@@ -95,6 +96,7 @@ struct bc_runtime_s {
     /* Actors made runnable off the workers, or overflow; one consumer at a time. */
     alignas(BC_CACHELINE) bc_mpscq_t inject;
     alignas(BC_CACHELINE) atomic_flag inject_lock;
+    _Atomic uint64_t inject_len; /* pushed and not yet popped: exact, unlike the queue's head */
     alignas(BC_CACHELINE) _Atomic uint64_t parked_mask; /* bit i: worker i parked */
     _Atomic int spinning;                               /* workers looking for work */
     _Atomic int stopping;                               /* workers must exit */

@@ -168,7 +168,7 @@ void bc__io_stop(bc_runtime_t *rt)
     atomic_store_explicit(&io->on_thread_set, 0, memory_order_relaxed);
     io->owner = pthread_self();
     atomic_store_explicit(&io->on_thread_set, 1, memory_order_release);
-    if (!bc_mpscq_maybe_empty(&io->tasks))
+    if (!bc_mpscq_is_idle(&io->tasks))
         run_tasks(io, UINT32_MAX);
     bc__timers_destroy(io->timers);
     ev_async_stop(io->loop, &io->wake);

@@ -78,7 +78,7 @@ static inline bc_mpscq_push_t bc_mpscq_push(bc_mpscq_t *q, bc_msg_t *n)
 
 /* Pop the oldest node, consumer only. Returns NULL when the queue is empty
  * or when a producer is between its exchange and its link (the node will be
- * visible shortly; see bc_mpscq_maybe_empty). The returned node is fully
+ * visible shortly). The returned node is fully
  * detached: the caller owns it. */
 static inline bc_msg_t *bc_mpscq_pop(bc_mpscq_t *q)
 {
@@ -127,12 +127,25 @@ static inline bool bc_mpscq_mark_idle(bc_mpscq_t *q, bool closed)
                                                    memory_order_acquire);
 }
 
-/* Any thread, racy by nature: true if the queue looks empty right now. */
+/* Consumer only: true if the queue is empty, with no push in flight. (Another
+ * thread cannot tell: when the consumer re-links the stub behind its last node
+ * while a push races it, head is the stub although a node is still unread.
+ * Shared queues keep a counter of their own for that.) */
 static inline bool bc_mpscq_maybe_empty(bc_mpscq_t *q)
 {
-    /* relaxed: a hint only. */
-    uintptr_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-    return (bc_msg_t *)(head & ~BC_MPSCQ_TAGS) == &q->stub;
+    /* acquire: pairs with the producers' release link and exchange. */
+    return q->tail == &q->stub &&
+           atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL &&
+           (bc_msg_t *)(atomic_load_explicit(&q->head, memory_order_acquire) & ~BC_MPSCQ_TAGS) ==
+               &q->stub;
+}
+
+/* Any thread: true if the queue is in the idle state (its consumer went idle
+ * and no push has come since). */
+static inline bool bc_mpscq_is_idle(bc_mpscq_t *q)
+{
+    /* acquire: a caller that sees idle sees the consumer's last writes. */
+    return (atomic_load_explicit(&q->head, memory_order_acquire) & BC_MPSCQ_IDLE) != 0;
 }
 
 #endif /* BC_MPSCQ_H */

@@ -170,13 +170,13 @@ void bc_pool_free(unsigned cls, void *p)
 {
     tcache_class_t *tc = &tcache.cls[cls];
     free_obj_t *o = p;
+    /* A thread that only frees must still hand its list back when it exits. */
+    if (__builtin_expect(!tcache.registered, 0))
+        tcache_register();
     o->next = tc->head;
     tc->head = o;
-    if (++tc->count >= 2 * BC_POOL_BATCH) {
-        if (!tcache.registered)
-            tcache_register();
+    if (++tc->count >= 2 * BC_POOL_BATCH)
         give_batch(cls);
-    }
 }
 
 void *bc_pool_alloc_size(size_t size, unsigned *cls)

@@ -110,9 +110,35 @@ static unsigned rq_len(bc_worker_t *w)
     return t - h;
 }
 
+/* The shared queues count their nodes: only the consumer can tell from the
+ * queue itself whether it is empty, and parking workers must know. The count
+ * goes up before the node is linked, so a parker that reads it sees the work
+ * (and retries until the link lands) rather than sleeping on it. */
 static void inject_push(bc_runtime_t *rt, bc_actor_t *a)
 {
+    /* seq_cst: read by park() in its Dekker re-check. */
+    atomic_fetch_add_explicit(&rt->inject_len, 1, memory_order_seq_cst);
     bc_mpscq_push(&rt->inject, &a->sched_node);
+}
+
+static void pinned_push(bc_worker_t *t, bc_actor_t *a)
+{
+    /* seq_cst: as in inject_push. */
+    atomic_fetch_add_explicit(&t->pinned_len, 1, memory_order_seq_cst);
+    bc_mpscq_push(&t->pinned, &a->sched_node);
+}
+
+/* Owner only. */
+static bc_actor_t *pinned_pop(bc_worker_t *w)
+{
+    /* relaxed: a hint; the pop below decides. */
+    if (atomic_load_explicit(&w->pinned_len, memory_order_relaxed) == 0)
+        return NULL;
+    bc_msg_t *n = bc_mpscq_pop(&w->pinned);
+    if (n == NULL)
+        return NULL;
+    atomic_fetch_sub_explicit(&w->pinned_len, 1, memory_order_relaxed);
+    return bc_container_of(n, bc_actor_t, sched_node);
 }
 
 /* Owner only: queue `a` at the tail; on overflow, half the ring (and a)
@@ -192,7 +218,8 @@ static bc_actor_t *rq_steal(bc_worker_t *w, bc_worker_t *victim)
 
 static bc_actor_t *inject_pop(bc_runtime_t *rt)
 {
-    if (bc_mpscq_maybe_empty(&rt->inject))
+    /* relaxed: a hint; the pop below decides. */
+    if (atomic_load_explicit(&rt->inject_len, memory_order_relaxed) == 0)
         return NULL;
     /* acquire: the previous consumer's queue state happens-before ours. */
     if (atomic_flag_test_and_set_explicit(&rt->inject_lock, memory_order_acquire))
@@ -200,7 +227,10 @@ static bc_actor_t *inject_pop(bc_runtime_t *rt)
     bc_msg_t *n = bc_mpscq_pop(&rt->inject);
     /* release: hand the consumer side to the next holder. */
     atomic_flag_clear_explicit(&rt->inject_lock, memory_order_release);
-    return n ? bc_container_of(n, bc_actor_t, sched_node) : NULL;
+    if (n == NULL)
+        return NULL;
+    atomic_fetch_sub_explicit(&rt->inject_len, 1, memory_order_relaxed);
+    return bc_container_of(n, bc_actor_t, sched_node);
 }
 
 /* ---------------------------------------------------------------- scheduling */
@@ -213,7 +243,7 @@ static void requeue(bc_worker_t *w, bc_actor_t *a)
         rq_push(w, a);
         return;
     }
-    bc_mpscq_push(&w->rt->workers[a->pin].pinned, &a->sched_node);
+    pinned_push(&w->rt->workers[a->pin], a);
     if (a->pin != (int)w->index)
         wake_worker_if_parked(w->rt, (unsigned)a->pin);
 }
@@ -240,8 +270,7 @@ void bc__schedule(bc_actor_t *a)
     if (w && w->rt != rt)
         w = NULL;
     if (a->pin >= 0 && (w == NULL || (int)w->index != a->pin)) {
-        bc_worker_t *t = &rt->workers[a->pin];
-        bc_mpscq_push(&t->pinned, &a->sched_node);
+        pinned_push(&rt->workers[a->pin], a);
         wake_worker_if_parked(rt, (unsigned)a->pin);
         return;
     }
@@ -268,13 +297,12 @@ static bc_actor_t *next_actor(bc_worker_t *w)
 {
     bc_runtime_t *rt = w->rt;
     bc_actor_t *a;
-    bc_msg_t *n;
 
     if (rt->det) {
         while ((a = inject_pop(rt)) != NULL)
             bag_add(w, a);
-        while ((n = bc_mpscq_pop(&w->pinned)) != NULL)
-            bag_add(w, bc_container_of(n, bc_actor_t, sched_node));
+        while ((a = pinned_pop(w)) != NULL)
+            bag_add(w, a);
         if (w->bag_len == 0)
             return NULL;
         size_t i = (size_t)(rng_next(&w->rng) % w->bag_len);
@@ -284,8 +312,8 @@ static bc_actor_t *next_actor(bc_worker_t *w)
     }
     /* Now and then look at the shared queues first, so they never starve. */
     if ((++w->tick & 63) == 0) {
-        if ((n = bc_mpscq_pop(&w->pinned)) != NULL)
-            return bc_container_of(n, bc_actor_t, sched_node);
+        if ((a = pinned_pop(w)) != NULL)
+            return a;
         if ((a = inject_pop(rt)) != NULL)
             return a;
     }
@@ -303,8 +331,8 @@ static bc_actor_t *next_actor(bc_worker_t *w)
     }
     if ((a = rq_pop(w)) != NULL)
         return a;
-    if ((n = bc_mpscq_pop(&w->pinned)) != NULL)
-        return bc_container_of(n, bc_actor_t, sched_node);
+    if ((a = pinned_pop(w)) != NULL)
+        return a;
     if ((a = inject_pop(rt)) != NULL)
         return a;
     if (rt->nworkers > 1) {
@@ -322,7 +350,9 @@ static bc_actor_t *next_actor(bc_worker_t *w)
 static bool work_visible(bc_worker_t *w)
 {
     bc_runtime_t *rt = w->rt;
-    if (!bc_mpscq_maybe_empty(&rt->inject) || !bc_mpscq_maybe_empty(&w->pinned))
+    /* seq_cst: the Dekker re-check against inject_push/pinned_push. */
+    if (atomic_load_explicit(&rt->inject_len, memory_order_seq_cst) ||
+        atomic_load_explicit(&w->pinned_len, memory_order_seq_cst))
         return true;
     for (unsigned i = 0; i < rt->nworkers; i++)
         if (rq_len(&rt->workers[i]) > 0)
