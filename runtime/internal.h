@@ -147,6 +147,9 @@ bool bc_io_is_current(bc_io_t *io);
  * the loop stops (last registered runs first). Before start or on the I/O
  * thread only. Returns 0 or -ENOSPC. */
 int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
+/* Unregister a closer (same fn and arg). I/O thread only. Returns 0 or
+ * -ENOENT. */
+int bc_io_remove_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
 uint64_t bc__io_timers_pending(bc_io_t *io);
 
 /* timer.c (runs on the I/O thread) */

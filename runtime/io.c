@@ -125,6 +125,19 @@ int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg)
     return 0;
 }
 
+int bc_io_remove_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg)
+{
+    for (unsigned i = 0; i < io->nclosers; i++) {
+        if (io->closers[i].fn == fn && io->closers[i].arg == arg) {
+            for (unsigned j = i + 1; j < io->nclosers; j++)
+                io->closers[j - 1] = io->closers[j];
+            io->nclosers--;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 int bc__io_start(bc_runtime_t *rt)
 {
     bc_io_t *io = calloc(1, sizeof *io);

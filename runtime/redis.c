@@ -327,9 +327,10 @@ static void on_closer(bc_io_t *io, void *arg)
 
 static void on_destroy_task(bc_io_t *io, bc_io_task_t *task)
 {
-    (void)io;
     bc_redis_t *r = bc_container_of(task, bc_redis_t, destroy_task);
     shutdown_io(r);
+    /* The destroying thread frees the shell: the runtime must not close it. */
+    bc_io_remove_closer(io, on_closer, r);
     pthread_mutex_lock(&r->lock);
     r->done = true;
     pthread_cond_broadcast(&r->cond);
@@ -364,6 +365,8 @@ void bc_redis_destroy(bc_redis_t *r)
     while (!r->done)
         pthread_cond_wait(&r->cond, &r->lock);
     pthread_mutex_unlock(&r->lock);
+    /* The I/O thread is done with r (its last touch was the unlock above). */
+    free_shell(r);
 }
 
 static int conf_valid(const bc_redis_conf_t *c)

@@ -28,9 +28,10 @@ typedef struct bc_redis_s bc_redis_t;
 int bc_redis_create(bc_runtime_t *rt, const bc_redis_conf_t *conf, bc_redis_t **out);
 
 /* Tear the layer down: answers everything pending with BC_REDIS_SHUTDOWN, releases the
- * subscribers, frees the hiredis contexts; blocks until the I/O thread has done so. Later
- * submissions are answered BC_REDIS_SHUTDOWN. Any non-I/O thread, before bc_runtime_destroy
- * (the small handle shell itself is freed by the runtime's closer). NULL is a no-op. */
+ * subscribers, frees the hiredis contexts and the handle; blocks until the I/O thread has done
+ * so. The handle is invalid afterwards: stop the actors that submit before calling it. Any
+ * non-I/O thread, before bc_runtime_destroy (which otherwise closes the layer itself). NULL
+ * is a no-op. */
 void bc_redis_destroy(bc_redis_t *r);
 
 typedef enum bc_redis_status {

@@ -610,6 +610,27 @@ static void test_time(void **st)
     bc_test_redis_free(h);
 }
 
+/* Handles come and go for the runtime's whole life: no slot or memory runs
+ * out (the runtime has 16 closer slots; 40 cycles would exhaust a leak). */
+static void test_create_destroy_cycles(void **st)
+{
+    (void)st;
+    bc_test_redis_t *h = bc_test_redis_start(NULL);
+    bc_runtime_t *rt = new_runtime();
+    bc_redis_conf_t conf;
+    conf_for(&conf, bc_test_redis_url(h));
+    for (int i = 0; i < 40; i++) {
+        bc_redis_t *r = NULL;
+        assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+        if (i % 10 == 0)
+            assert_true(wait_connected(r, 10000));
+        bc_redis_destroy(r);
+    }
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(&conf);
+    bc_test_redis_free(h);
+}
+
 static void test_timeout(void **st)
 {
     (void)st;
@@ -682,7 +703,7 @@ int main(void)
         cmocka_unit_test(test_kill_restart),   cmocka_unit_test(test_absent_at_start),
         cmocka_unit_test(test_auth),           cmocka_unit_test(test_noscript),
         cmocka_unit_test(test_time),           cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_runtime_closer),
+        cmocka_unit_test(test_runtime_closer), cmocka_unit_test(test_create_destroy_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
