@@ -4,8 +4,9 @@
  * I/O thread; closers registered with bc_io_add_closer run exactly once, on
  * the I/O thread, last registered first, at bc_runtime_destroy; and tasks
  * posted just before or during shutdown (from the test thread, from an
- * actor's BC_MSG_STOPPED handler, from a closer) are all run, not lost.
- * Tasks are embedded in the test's own structs and record what they saw;
+ * actor's BC_MSG_STOPPED handler, from a closer) are all run, not lost;
+ * messages a task sends to idle actors always get them running. Tasks are
+ * embedded in the test's own structs and record what they saw;
  * anything the I/O thread writes is read only after an acquire on a counter
  * it released, or after bc_runtime_destroy joined it.
  */
@@ -443,16 +444,19 @@ static bool reached(_Atomic uint64_t *counter, uint64_t want, unsigned ms)
  * one message to each of two idle actors; both must be handled. Up to
  * 40,000 rounds, at most ~3 s.
  *
- * KNOWN RUNTIME BUG (fails until fixed): an actor scheduled from a
- * non-worker thread can be stranded in the runtime's inject queue. In
- * runtime/mpscq.h, bc_mpscq_pop() puts the stub back with bc_mpscq_push()
- * after checking that tail is the last node; a producer whose exchange lands
- * between that check and the stub push leaves the queue as [node, stub] with
- * head == stub. bc_mpscq_maybe_empty() then reports it empty, so
- * runtime/sched.c inject_pop() returns NULL before trying to pop and
- * work_visible() lets every worker park: the actor runs only when another
- * actor is scheduled from outside the workers. The test nudges the runtime
- * that way after a stuck round to show the message was stranded, not lost. */
+ * Regression test for a runtime bug (seen while writing these tests, fixed
+ * in the tree since): runtime/mpscq.h bc_mpscq_pop() re-links the stub with
+ * bc_mpscq_push() after checking that tail is the last node, so a producer
+ * whose exchange lands in between leaves the queue as [node, stub] with
+ * head == stub. runtime/sched.c used bc_mpscq_maybe_empty() (head == stub)
+ * on the shared inject queue, in inject_pop() and in work_visible() (the
+ * re-check in park()), so an actor scheduled from a non-worker thread could
+ * stay stranded there, every worker parked, until another actor was
+ * scheduled from outside. With that bug this test failed within its ~3 s in
+ * each of the three builds.
+ * After a stuck round the test schedules both actors from this thread,
+ * which shows whether the message was stranded or lost and lets the
+ * runtime shut down. */
 static void test_io_thread_sends_wake_idle_actors(void **state)
 {
     (void)state;

@@ -332,10 +332,10 @@ static void *free_and_exit(void *p)
  * the next round reuses it and the footprint stays flat; if it is stranded,
  * every round carves 300 KiB anew.
  *
- * KNOWN RUNTIME BUG (fails until fixed): a thread that only frees (fewer
- * than 2 * BC_POOL_BATCH objects per class) never calls tcache_register(),
- * so its destructor is never installed and its cached objects are stranded
- * when it exits. See runtime/pool.c, bc_pool_free(). */
+ * Regression test for a runtime bug (seen while writing these tests, fixed
+ * in the tree since): bc_pool_free() installed the thread-exit destructor
+ * only once a thread's list reached 2 * BC_POOL_BATCH objects, so a thread
+ * that only freed fewer than that stranded them when it exited. */
 static void test_exit_flush_without_explicit_call(void **state)
 {
     (void)state;
