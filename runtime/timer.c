@@ -25,7 +25,8 @@ struct bc_timer_s {
     bc_wheel_node_t wnode;
     bc_io_task_t start_task;
     bc_io_task_t cancel_task;
-    bc_actor_t *actor; /* counted reference */
+    bc_actor_t *actor; /* counted reference, held while the I/O side owns the timer */
+    bc_runtime_t *rt;
     uint64_t period_ms;
     uint64_t seq;
     uint32_t type;
@@ -45,10 +46,8 @@ struct bc_timers_s {
 static void timer_release(bc_timer_t *t)
 {
     /* acq_rel: the last release sees every holder's writes before freeing. */
-    if (atomic_fetch_sub_explicit(&t->rc, 1, memory_order_acq_rel) == 1) {
-        bc_actor_release(t->actor);
+    if (atomic_fetch_sub_explicit(&t->rc, 1, memory_order_acq_rel) == 1)
         bc_pool_free(bc_pool_class(sizeof *t), t);
-    }
 }
 
 /* I/O thread: drop the I/O side's reference. */
@@ -61,6 +60,10 @@ static void io_disown(bc_timers_t *ts, bc_timer_t *t)
         bc_wheel_remove(&ts->wheel, &t->wnode);
         atomic_fetch_sub_explicit(&ts->pending, 1, memory_order_relaxed);
     }
+    /* No more ticks: let go of the actor now, so that a tick stranded in a
+     * closed mailbox (timer -> actor -> tick -> timer) cannot keep it alive. */
+    bc_actor_release(t->actor);
+    t->actor = NULL;
     timer_release(t);
 }
 
@@ -164,6 +167,8 @@ static void clear_one(bc_wheel_node_t *n, void *arg)
     bc_timer_t *t = bc_container_of(n, bc_timer_t, wnode);
     (void)arg;
     t->io_owned = false;
+    bc_actor_release(t->actor);
+    t->actor = NULL;
     timer_release(t);
 }
 
@@ -218,6 +223,7 @@ int bc_timer_start(bc_actor_t *to, uint32_t type, uint64_t delay_ms, uint64_t pe
     t->start_task.fn = on_start_task;
     t->cancel_task.fn = on_cancel_task;
     t->actor = bc_actor_retain(to);
+    t->rt = rt;
     t->period_ms = period_ms;
     t->seq = 0;
     t->type = type;
@@ -237,7 +243,7 @@ int bc_timer_cancel(bc_timer_t *t)
     /* acq_rel: pairs with the dispatcher's fetch_or in tick_cancelled. */
     uint32_t prev = atomic_fetch_or_explicit(&t->state, T_CANCELLED, memory_order_acq_rel);
     /* The task carries the handle's reference and drops it on the I/O thread. */
-    bc_io_post(t->actor->rt, &t->cancel_task);
+    bc_io_post(t->rt, &t->cancel_task);
     return (prev & (T_CANCELLED | T_DELIVERED)) ? -EALREADY : 0;
 }
 
