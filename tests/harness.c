@@ -1,6 +1,8 @@
 /* harness.c - helpers shared by the cmocka tests. */
 #include "harness.h"
 
+#include "blockcoord.h"
+
 #include <stdlib.h>
 #include <time.h>
 
@@ -41,4 +43,14 @@ void bc_test_sleep_ms(unsigned ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
+}
+
+bc_runtime_t *bc_test_runtime(unsigned workers)
+{
+    bc_runtime_t *rt = NULL;
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = workers;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    return rt;
 }

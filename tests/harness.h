@@ -15,6 +15,10 @@ double bc_test_scale(void);
 uint64_t bc_test_scaled(uint64_t n, uint64_t min);
 /* Sleep for ms milliseconds. */
 void bc_test_sleep_ms(unsigned ms);
+/* A runtime with `workers` worker threads (0: one per CPU); fails the test
+ * if it cannot be created. Declared with an opaque type so that tests that
+ * do not use the runtime need not include blockcoord.h. */
+struct bc_runtime_s *bc_test_runtime(unsigned workers);
 /* 1 when built with ThreadSanitizer. */
 int bc_test_tsan(void);
 

@@ -6,16 +6,6 @@
 #include <errno.h>
 #include <string.h>
 
-static bc_runtime_t *mkrt(unsigned workers)
-{
-    bc_runtime_t *rt;
-    bc_runtime_opts_t o;
-    bc_runtime_opts_init(&o);
-    o.workers = workers;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
-    return rt;
-}
-
 typedef struct {
     uint64_t handled;
     uint64_t at_stop; /* handled when BC_MSG_STOPPED arrived */
@@ -41,7 +31,7 @@ static void counter(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_stop_with_messages_in_flight(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     count_state_t c;
     memset(&c, 0, sizeof c);
     bc_actor_t *a = bc_spawn(rt, counter, &c);
@@ -65,7 +55,7 @@ static void test_stop_with_messages_in_flight(void **state)
 static void test_handle_outlives_actor(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     count_state_t c;
     memset(&c, 0, sizeof c);
     bc_actor_t *a = bc_spawn(rt, counter, &c);
@@ -94,7 +84,7 @@ static void test_invalid_arguments(void **state)
     o.workers = 1000;
     assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
     assert_int_equal(bc_runtime_create(NULL, NULL), -EINVAL);
-    rt = mkrt(1);
+    rt = bc_test_runtime(1);
     count_state_t c;
     memset(&c, 0, sizeof c);
     assert_null(bc_spawn(rt, NULL, NULL));
@@ -133,7 +123,7 @@ static void waiter(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_wait_from_worker_refused(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(1);
+    bc_runtime_t *rt = bc_test_runtime(1);
     count_state_t c;
     memset(&c, 0, sizeof c);
     bc_actor_t *a = bc_spawn(rt, waiter, &c);
@@ -162,7 +152,7 @@ static void late_spawner(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_destroy_drains_everything(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     enum { N = 100 };
     count_state_t c[N];
     memset(c, 0, sizeof c);
@@ -210,7 +200,7 @@ static void forwarder(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_keep_and_large_messages(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     fwd_state_t f[3];
     memset(f, 0, sizeof f);
     bc_actor_t *a[3];

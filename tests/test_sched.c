@@ -7,16 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bc_runtime_t *mkrt(unsigned workers)
-{
-    bc_runtime_t *rt;
-    bc_runtime_opts_t o;
-    bc_runtime_opts_init(&o);
-    o.workers = workers;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
-    return rt;
-}
-
 /* ---------------------------------------------------------------- exclusive */
 
 typedef struct {
@@ -64,7 +54,7 @@ static void *blaster_main(void *p)
 static void test_actor_runs_on_one_worker_at_a_time(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(4); /* more workers than cores: more preemption */
+    bc_runtime_t *rt = bc_test_runtime(4); /* more workers than cores: more preemption */
     guard_state_t g[GUARD_ACTORS];
     bc_actor_t *a[GUARD_ACTORS];
     memset(g, 0, sizeof g);
@@ -113,7 +103,7 @@ static void echo(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_no_lost_wakeup(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     echo_state_t e;
     atomic_init(&e.seen, 0);
     bc_actor_t *a = bc_spawn(rt, echo, &e);
@@ -327,7 +317,7 @@ static void sky(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_skynet_small(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = mkrt(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     _Atomic uint64_t result;
     atomic_init(&result, 0);
     uint64_t leaves = bc_test_tsan() ? 10000 : 100000;
