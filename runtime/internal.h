@@ -38,7 +38,7 @@ struct bc_actor_s {
     /* Line 0: written by other threads (senders, retain/release, stop). The
      * mailbox tail is the consumer's, but as in Pony it shares the line with
      * the head: one pop per message touches it. */
-    bc_mpscq_t mq;          /* head (producers), stub, tail (owner) */
+    bc_mpscq_t mq;          /* head (producers), sentinel, tail (owner) */
     _Atomic uint32_t rc;    /* references: runtime (until stopped) + handles */
     _Atomic uint32_t flags; /* BC_ACTOR_* */
     bc_msg_t stop_msg;      /* embedded BC_MSG_STOP_REQ: no allocation */

@@ -3,13 +3,13 @@
  *
  * Nodes are bc_msg_t (any struct whose first word is the atomic `next`).
  * Producers do one atomic exchange on `head` and one release store: wait-free.
- * The consumer walks `tail` with no read-modify-write on the fast path; a stub
+ * The consumer walks `tail` with no read-modify-write on the fast path; a sentinel
  * node embedded in the queue keeps head and tail non-NULL.
  *
  * Key decision: bit 0 of `head` means "empty and nobody is scheduled to drain
  * me". A push whose exchange returns a tagged head knows it woke the queue and
  * must schedule its owner; the owner goes idle with a CAS that only succeeds
- * when the queue is really empty (head == stub). So "scheduled exactly once"
+ * when the queue is really empty (head == sentinel). So "scheduled exactly once"
  * is a property of one atomic word (no separate flag to race against).
  * Bit 1 ("closed") marks a queue whose owner has stopped: pushes still link
  * (the node is freed when the queue is destroyed) but never schedule.
@@ -30,8 +30,8 @@
 
 typedef struct bc_mpscq_s {
     _Atomic uintptr_t head; /* producers: last node pushed, | tag bits */
-    bc_msg_t stub;          /* linked in whenever the queue runs empty */
-    bc_msg_t *tail;         /* consumer only: oldest node (or the stub) */
+    bc_msg_t sentinel;      /* linked in whenever the queue runs empty */
+    bc_msg_t *tail;         /* consumer only: oldest node (or the sentinel) */
 } bc_mpscq_t;
 
 /* Result of a push. */
@@ -45,12 +45,12 @@ typedef enum {
  * first push reports BC_MPSCQ_WOKE); zero: start busy (no push reports it). */
 static inline void bc_mpscq_init(bc_mpscq_t *q, int idle)
 {
-    atomic_init(&q->stub.next, NULL);
-    q->stub.type = 0;
-    q->stub.pool = 0;
-    q->stub.flags = 0;
-    q->tail = &q->stub;
-    atomic_init(&q->head, (uintptr_t)&q->stub | (idle ? BC_MPSCQ_IDLE : 0));
+    atomic_init(&q->sentinel.next, NULL);
+    q->sentinel.type = 0;
+    q->sentinel.pool = 0;
+    q->sentinel.flags = 0;
+    q->tail = &q->sentinel;
+    atomic_init(&q->head, (uintptr_t)&q->sentinel | (idle ? BC_MPSCQ_IDLE : 0));
 }
 
 /* Push the chain first..last (already linked through `next`), any thread.
@@ -85,7 +85,7 @@ static inline bc_msg_t *bc_mpscq_pop(bc_mpscq_t *q)
     bc_msg_t *tail = q->tail;
     /* acquire: pairs with the producer's release link store. */
     bc_msg_t *next = atomic_load_explicit(&tail->next, memory_order_acquire);
-    if (tail == &q->stub) {
+    if (tail == &q->sentinel) {
         if (next == NULL)
             return NULL;
         q->tail = next;
@@ -96,13 +96,13 @@ static inline bc_msg_t *bc_mpscq_pop(bc_mpscq_t *q)
         q->tail = next;
         return tail;
     }
-    /* tail is the last linked node. If it is also the head, put the stub back
+    /* tail is the last linked node. If it is also the head, put the sentinel back
      * behind it so tail can be handed out; otherwise a push is in flight. */
     /* acquire: if head moved on, we must not hand out tail yet. */
     uintptr_t head = atomic_load_explicit(&q->head, memory_order_acquire);
     if ((bc_msg_t *)(head & ~BC_MPSCQ_TAGS) != tail)
         return NULL;
-    bc_mpscq_push(q, &q->stub);
+    bc_mpscq_push(q, &q->sentinel);
     next = atomic_load_explicit(&tail->next, memory_order_acquire);
     if (next) {
         q->tail = next;
@@ -112,13 +112,13 @@ static inline bc_msg_t *bc_mpscq_pop(bc_mpscq_t *q)
 }
 
 /* Consumer only: try to go idle. Succeeds (returns true) only if the queue is
- * empty: head is the stub. On failure a push has slipped in (or is in
+ * empty: head is the sentinel. On failure a push has slipped in (or is in
  * flight) and the consumer must stay scheduled. `closed` additionally marks
  * the queue closed, forever. */
 static inline bool bc_mpscq_mark_idle(bc_mpscq_t *q, bool closed)
 {
-    uintptr_t expect = (uintptr_t)&q->stub;
-    if (q->tail != &q->stub)
+    uintptr_t expect = (uintptr_t)&q->sentinel;
+    if (q->tail != &q->sentinel)
         return false;
     uintptr_t want = expect | BC_MPSCQ_IDLE | (closed ? BC_MPSCQ_CLOSED : 0);
     /* acq_rel: release makes our consumption visible before a producer that
@@ -128,16 +128,16 @@ static inline bool bc_mpscq_mark_idle(bc_mpscq_t *q, bool closed)
 }
 
 /* Consumer only: true if the queue is empty, with no push in flight. (Another
- * thread cannot tell: when the consumer re-links the stub behind its last node
- * while a push races it, head is the stub although a node is still unread.
+ * thread cannot tell: when the consumer re-links the sentinel behind its last node
+ * while a push races it, head is the sentinel although a node is still unread.
  * Shared queues keep a counter of their own for that.) */
 static inline bool bc_mpscq_maybe_empty(bc_mpscq_t *q)
 {
     /* acquire: pairs with the producers' release link and exchange. */
-    return q->tail == &q->stub &&
-           atomic_load_explicit(&q->stub.next, memory_order_acquire) == NULL &&
+    return q->tail == &q->sentinel &&
+           atomic_load_explicit(&q->sentinel.next, memory_order_acquire) == NULL &&
            (bc_msg_t *)(atomic_load_explicit(&q->head, memory_order_acquire) & ~BC_MPSCQ_TAGS) ==
-               &q->stub;
+               &q->sentinel;
 }
 
 /* Any thread: true if the queue is in the idle state (its consumer went idle

@@ -20,18 +20,6 @@
 
 #define PRODUCERS 4
 
-static bc_runtime_t *new_runtime(unsigned workers)
-{
-    bc_runtime_opts_t o;
-    bc_runtime_opts_init(&o);
-    o.workers = workers;
-    bc_runtime_t *rt = NULL;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
-    assert_non_null(rt);
-    assert_non_null(rt->io);
-    return rt;
-}
-
 /* Poll `counter` until it reaches `want` or `ms` pass; returns the last value. */
 static uint64_t wait_count(_Atomic uint64_t *counter, uint64_t want, unsigned ms)
 {
@@ -99,7 +87,7 @@ static void test_post_many_threads(void **state)
 {
     (void)state;
     uint64_t n = bc_test_scaled(100000, 5000);
-    bc_runtime_t *rt = new_runtime(1);
+    bc_runtime_t *rt = bc_test_runtime(1);
     post_ctx_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->io = rt->io;
@@ -176,7 +164,7 @@ static void start_ev_timer_task(bc_io_t *io, bc_io_task_t *task)
 static void test_task_starts_ev_timer(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(1);
+    bc_runtime_t *rt = bc_test_runtime(1);
     evt_ctx_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->task.fn = start_ev_timer_task;
@@ -239,7 +227,7 @@ static void register_closers_task(bc_io_t *io, bc_io_task_t *task)
 static void test_closers_run_once_at_destroy(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(1);
+    bc_runtime_t *rt = bc_test_runtime(1);
     closer_ctx_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
     for (int i = 0; i < 2; i++)
@@ -346,7 +334,7 @@ static void test_tasks_before_destroy_not_lost(void **state)
 {
     (void)state;
     uint64_t n = bc_test_scaled(100000, 10000);
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     shutdown_ctx_t *c = calloc(1, sizeof *c);
     assert_non_null(c);
     c->rt = rt;
@@ -445,10 +433,10 @@ static bool reached(_Atomic uint64_t *counter, uint64_t want, unsigned ms)
  * 40,000 rounds, at most ~3 s.
  *
  * Regression test for a runtime bug (seen while writing these tests, fixed
- * in the tree since): runtime/mpscq.h bc_mpscq_pop() re-links the stub with
+ * in the tree since): runtime/mpscq.h bc_mpscq_pop() re-links the sentinel with
  * bc_mpscq_push() after checking that tail is the last node, so a producer
- * whose exchange lands in between leaves the queue as [node, stub] with
- * head == stub. runtime/sched.c used bc_mpscq_maybe_empty() (head == stub)
+ * whose exchange lands in between leaves the queue as [node, sentinel] with
+ * head == sentinel. runtime/sched.c used bc_mpscq_maybe_empty() (head == sentinel)
  * on the shared inject queue, in inject_pop() and in work_visible() (the
  * re-check in park()), so an actor scheduled from a non-worker thread could
  * stay stranded there, every worker parked, until another actor was
@@ -461,7 +449,7 @@ static void test_io_thread_sends_wake_idle_actors(void **state)
 {
     (void)state;
     const uint64_t rounds = 40000; /* cheap rounds: not scaled, time-capped */
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     wake_state_t *ws = calloc(1, sizeof *ws);
     send_task_t *t = calloc(1, sizeof *t);
     assert_non_null(ws);

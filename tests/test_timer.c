@@ -17,17 +17,6 @@
 
 #define WAIT_MS 20000
 
-static bc_runtime_t *new_runtime(unsigned workers)
-{
-    bc_runtime_opts_t o;
-    bc_runtime_opts_init(&o);
-    o.workers = workers;
-    bc_runtime_t *rt = NULL;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
-    assert_non_null(rt);
-    return rt;
-}
-
 static bc_runtime_stats_t stats(bc_runtime_t *rt)
 {
     bc_runtime_stats_t s;
@@ -91,7 +80,7 @@ static void order_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_oneshot_order(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     order_state_t s;
     memset(&s, 0, sizeof s);
     bc_actor_t *a = bc_spawn(rt, order_behaviour, &s);
@@ -146,7 +135,7 @@ static void cancel_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_cancel_before_firing(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     cancel_state_t s;
     memset(&s, 0, sizeof s);
     bc_actor_t *a = bc_spawn(rt, cancel_behaviour, &s);
@@ -216,7 +205,7 @@ static void inside_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_cancel_inside_with_tick_queued(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     inside_state_t s;
     memset(&s, 0, sizeof s);
     s.cancel_rc = 1;
@@ -271,7 +260,7 @@ static void after_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_cancel_after_delivery(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     after_state_t s;
     memset(&s, 0, sizeof s);
     bc_actor_t *a = bc_spawn(rt, after_behaviour, &s);
@@ -339,7 +328,7 @@ static void drift_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_periodic_no_drift(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     drift_state_t *s = calloc(1, sizeof *s);
     assert_non_null(s);
     bc_actor_t *a = bc_spawn(rt, drift_behaviour, s);
@@ -428,7 +417,7 @@ static void late_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 
 static late_state_t *run_late(int block_loop)
 {
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     late_state_t *s = calloc(1, sizeof *s);
     assert_non_null(s);
     s->block_loop = block_loop;
@@ -522,7 +511,7 @@ static void idle_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
 static void test_timers_of_stopping_actor(void **state)
 {
     (void)state;
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     stopper_state_t s;
     memset(&s, 0, sizeof s);
     bc_actor_t *x = bc_spawn(rt, stopper_behaviour, &s);
@@ -587,7 +576,7 @@ static void test_stopped_actor_timers_reclaimed(void **state)
     (void)state;
     enum { rounds = 10, warmup = 3 };
     uint64_t n = bc_test_scaled(20000, 4000);
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     bc_actor_t **as = malloc(n * sizeof *as);
     assert_non_null(as);
     size_t reserved_after[rounds] = {0};
@@ -656,7 +645,7 @@ static void test_many_timers_exactly_once(void **state)
 {
     (void)state;
     uint64_t n = bc_test_scaled(1000000, 20000);
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     many_state_t s[MANY_ACTORS];
     bc_actor_t *a[MANY_ACTORS];
     for (unsigned i = 0; i < MANY_ACTORS; i++) {
@@ -743,7 +732,7 @@ static void test_many_start_cancel_pairs(void **state)
 {
     (void)state;
     uint64_t n = bc_test_scaled(1000000, 20000);
-    bc_runtime_t *rt = new_runtime(2);
+    bc_runtime_t *rt = bc_test_runtime(2);
     pairs_state_t s;
     memset(&s, 0, sizeof s);
     bc_actor_t *a = bc_spawn(rt, pairs_behaviour, &s);
