@@ -111,6 +111,10 @@ static void on_req_task(bc_io_t *io, bc_io_task_t *task)
     case BC__RK_UNSUB:
         bc__redis_unsub_apply(r, req);
         break;
+    case BC__RK_WATCH:
+    case BC__RK_UNWATCH:
+        bc__redis_watch_apply(r, req, req->kind == BC__RK_WATCH);
+        break;
     default:
         bc__redis_dispatch(r, req);
         break;
@@ -203,9 +207,11 @@ int bc_redis_evalsha(bc_redis_t *r, bc_actor_t *reply_to, uint64_t tag, bc_redis
     return 0;
 }
 
-static int sub_post(bc_redis_t *r, int kind, bc_actor_t *to, const char *const *channels, size_t n)
+static int sub_post(bc_redis_t *r, int kind, bc_actor_t *to, const char *const *channels, size_t n,
+                    unsigned flags, uint64_t tag)
 {
-    if (r == NULL || channels == NULL || n == 0 || n > INT32_MAX)
+    if (r == NULL || (channels == NULL && n > 0) || n > INT32_MAX ||
+        (n == 0 && !(flags & BC__RF_SYNC)))
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
         if (channels[i] == NULL)
@@ -214,6 +220,8 @@ static int sub_post(bc_redis_t *r, int kind, bc_actor_t *to, const char *const *
         return -ESHUTDOWN;
     bc__redis_req_t *req = bc__redis_req_make(r, kind, (int)n, channels, NULL, 0, NULL, NULL);
     req->reply_to = to ? bc_actor_retain(to) : NULL;
+    req->flags = (uint8_t)flags;
+    req->tag = tag;
     req->task.fn = on_req_task;
     bc_io_post(r->rt, &req->task);
     return 0;
@@ -223,12 +231,34 @@ int bc_redis_subscribe(bc_redis_t *r, bc_actor_t *to, const char *const *channel
 {
     if (to == NULL)
         return -EINVAL;
-    return sub_post(r, BC__RK_SUB, to, channels, n);
+    return sub_post(r, BC__RK_SUB, to, channels, n, 0, 0);
+}
+
+int bc_redis_subscribe_sync(bc_redis_t *r, bc_actor_t *to, const char *const *channels, size_t n,
+                            uint64_t tag)
+{
+    if (to == NULL)
+        return -EINVAL;
+    return sub_post(r, BC__RK_SUB, to, channels, n, BC__RF_SYNC, tag);
 }
 
 int bc_redis_unsubscribe(bc_redis_t *r, const char *const *channels, size_t n)
 {
-    return sub_post(r, BC__RK_UNSUB, NULL, channels, n);
+    return sub_post(r, BC__RK_UNSUB, NULL, channels, n, 0, 0);
+}
+
+int bc_redis_watch(bc_redis_t *r, bc_actor_t *listener)
+{
+    if (listener == NULL)
+        return -EINVAL;
+    return sub_post(r, BC__RK_WATCH, listener, NULL, 0, BC__RF_SYNC, 0);
+}
+
+int bc_redis_unwatch(bc_redis_t *r, bc_actor_t *listener)
+{
+    if (listener == NULL)
+        return -EINVAL;
+    return sub_post(r, BC__RK_UNWATCH, listener, NULL, 0, BC__RF_SYNC, 0);
 }
 
 static uint64_t realtime_ms(void)

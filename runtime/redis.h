@@ -83,6 +83,29 @@ typedef struct bc_redis_pubsub_msg {
  * -EINVAL (NULL arguments, n == 0), -ESHUTDOWN after bc_redis_destroy. */
 int bc_redis_subscribe(bc_redis_t *r, bc_actor_t *to, const char *const *channels, size_t n);
 
+#define BC_MSG_REDIS_SYNC 0xffff0202u /* bc_redis_subscribe_sync: channels are live */
+#define BC_MSG_REDIS_UP 0xffff0203u   /* bc_redis_watch: (re)connected, subscriptions live */
+typedef struct bc_redis_sync_msg {
+    bc_msg_t hdr;
+    uint64_t tag;        /* the subscribe_sync tag; 0 for UP */
+    uint64_t generation; /* connects completed so far (1 after the first) */
+} bc_redis_sync_msg_t;
+
+/* bc_redis_subscribe, and then `to` gets one BC_MSG_REDIS_SYNC with `tag` once Redis has
+ * confirmed every channel of this call (and every one subscribed before it): a write made
+ * after that message is seen by the subscription. While disconnected it waits for the
+ * restore. n may be 0 (a pure barrier). Returns 0, -EINVAL, -ESHUTDOWN. Any thread. */
+int bc_redis_subscribe_sync(bc_redis_t *r, bc_actor_t *to, const char *const *channels, size_t n,
+                            uint64_t tag);
+
+/* Register `listener` for BC_MSG_REDIS_UP (a bc_redis_sync_msg_t): one after every completed
+ * (re)connect, sent once all subscriptions have been restored and confirmed, so a listener
+ * that re-reads state on UP misses no write made during an outage. If the layer is up at
+ * registration, one UP follows at once. Holds a reference until bc_redis_unwatch or
+ * destroy. Returns 0, -EINVAL, -ESHUTDOWN. Any thread. */
+int bc_redis_watch(bc_redis_t *r, bc_actor_t *listener);
+int bc_redis_unwatch(bc_redis_t *r, bc_actor_t *listener);
+
 /* Unsubscribe n channels (unknown ones are ignored). Any thread. Returns 0, -EINVAL,
  * -ESHUTDOWN. */
 int bc_redis_unsubscribe(bc_redis_t *r, const char *const *channels, size_t n);

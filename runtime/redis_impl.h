@@ -25,12 +25,31 @@ enum {
     BC__RK_LOAD,     /* SCRIPT LOAD before an EVALSHA retry */
     BC__RK_SUB,      /* bc_redis_subscribe: argv = channels */
     BC__RK_UNSUB,    /* bc_redis_unsubscribe: argv = channels */
+    BC__RK_WATCH,    /* bc_redis_watch: reply_to = the listener */
+    BC__RK_UNWATCH,  /* bc_redis_unwatch */
 };
 
 /* bc__redis_req_t.flags */
 #define BC__RF_TIMED_OUT 0x1u /* answered TIMEOUT; hiredis still owns it until its callback */
 #define BC__RF_RETRIED 0x2u   /* EVALSHA already retried once */
 #define BC__RF_HANDSHAKE 0x4u /* part of a connection's handshake */
+#define BC__RF_SYNC 0x8u      /* BC__RK_SUB: answer BC_MSG_REDIS_SYNC once confirmed */
+
+/* A subscriber-connection barrier: `actor` gets a bc_redis_sync_msg_t of `type` once the
+ * subscriber connection has confirmed `target` channels (I/O thread only). */
+typedef struct bc__redis_barrier_s bc__redis_barrier_t;
+struct bc__redis_barrier_s {
+    bc__redis_barrier_t *next;
+    bc_actor_t *actor; /* counted reference */
+    uint64_t tag, target;
+    uint32_t type;
+};
+
+typedef struct bc__redis_listener_s bc__redis_listener_t;
+struct bc__redis_listener_s {
+    bc__redis_listener_t *next;
+    bc_actor_t *actor; /* counted reference */
+};
 
 /* One block: the request, then argv pointers, argv lengths and the bytes (each + NUL). */
 typedef struct bc__redis_req_s bc__redis_req_t;
@@ -96,6 +115,11 @@ struct bc_redis_s {
     uint32_t qcount[BC_REDIS_CLASS_COUNT];
     bc__redis_subent_t **buckets;
     size_t nbuckets, nsubs;
+    uint64_t sub_sent, sub_confirmed;         /* channels on the current subscriber connection */
+    uint64_t generation;                      /* completed connects */
+    bc__redis_barrier_t *bar_head, *bar_tail; /* targets on the current connection, ascending */
+    bc__redis_barrier_t *parked;              /* waiting for the next restore */
+    bc__redis_listener_t *listeners;
     const char *batch_argv[BC_REDIS_SUB_BATCH + 1];
     size_t batch_len[BC_REDIS_SUB_BATCH + 1];
     bc_io_task_t start_task, destroy_task;
@@ -147,7 +171,9 @@ void bc__redis_sub_apply(bc_redis_t *r, bc__redis_req_t *req);
 void bc__redis_unsub_apply(bc_redis_t *r, bc__redis_req_t *req);
 /* Re-send SUBSCRIBE for every channel of the map on the (fresh) subscriber connection. */
 void bc__redis_sub_restore(bc_redis_t *r);
-/* Release every subscriber and free the map. */
+/* Release every subscriber, barrier and listener and free the map. */
 void bc__redis_sub_clear(bc_redis_t *r);
+/* Add or remove an UP listener (req->reply_to); frees req. */
+void bc__redis_watch_apply(bc_redis_t *r, bc__redis_req_t *req, bool add);
 
 #endif

@@ -5,6 +5,10 @@
  * is replayed as SUBSCRIBE batches of up to BC_REDIS_SUB_BATCH channels on each fresh
  * subscriber connection. Only SUBSCRIBE and UNSUBSCRIBE ever go on that connection (hiredis
  * 0.14 misroutes PING there and kills the context on any other command).
+ *
+ * Barriers: Redis confirms SUBSCRIBE channels in order, so counting confirmations tells when
+ * every channel sent so far is live. A barrier waits for a count; a reconnect re-targets every
+ * barrier to the end of the restore, so "confirmed" always means "live on this connection".
  */
 #include "redis_impl.h"
 
@@ -57,6 +61,51 @@ static bc__redis_conn_t *sub_conn(bc_redis_t *r)
     return r->up && c->ac ? c : NULL;
 }
 
+static void barrier_send(bc_redis_t *r, bc__redis_barrier_t *b)
+{
+    bc_redis_sync_msg_t *m = bc_msg_alloc(sizeof *m, b->type);
+    m->tag = b->tag;
+    m->generation = r->generation;
+    bc_send(b->actor, &m->hdr); /* -ESRCH: the actor stopped; the message is freed */
+    bc_actor_release(b->actor);
+    free(b);
+}
+
+/* Answer every barrier whose target the confirmations have reached (targets ascend). */
+static void fire_barriers(bc_redis_t *r)
+{
+    while (r->bar_head && r->bar_head->target <= r->sub_confirmed) {
+        bc__redis_barrier_t *b = r->bar_head;
+        r->bar_head = b->next;
+        if (r->bar_head == NULL)
+            r->bar_tail = NULL;
+        barrier_send(r, b);
+    }
+}
+
+static void barrier_append(bc_redis_t *r, bc__redis_barrier_t *b)
+{
+    b->next = NULL;
+    if (r->bar_tail)
+        r->bar_tail->next = b;
+    else
+        r->bar_head = b;
+    r->bar_tail = b;
+}
+
+static bc__redis_barrier_t *barrier_new(bc_actor_t *actor, uint64_t tag, uint32_t type)
+{
+    bc__redis_barrier_t *b = malloc(sizeof *b);
+    if (b == NULL)
+        abort();
+    b->actor = bc_actor_retain(actor);
+    b->tag = tag;
+    b->type = type;
+    b->target = 0;
+    b->next = NULL;
+    return b;
+}
+
 static void on_message(redisAsyncContext *ac, void *reply, void *priv)
 {
     bc_redis_t *r = priv;
@@ -65,6 +114,11 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     if (rep == NULL || c->ac != ac || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
         return;
     redisReply *kind = rep->element[0], *ch = rep->element[1], *pl = rep->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "subscribe") == 0) {
+        r->sub_confirmed++;
+        fire_barriers(r);
+        return;
+    }
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
         ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING)
         return; /* subscribe/unsubscribe confirmations */
@@ -90,6 +144,8 @@ static void send_batch(bc_redis_t *r, bc__redis_conn_t *c, const char *verb, int
         return;
     r->batch_argv[0] = verb;
     r->batch_len[0] = strlen(verb);
+    if (verb[0] == 'S')
+        r->sub_sent += (uint64_t)n;
     /* Returns REDIS_ERR only for UNSUBSCRIBE on a connection not subscribed: nothing to do. */
     redisAsyncCommandArgv(c->ac, on_message, r, n + 1, r->batch_argv, r->batch_len);
 }
@@ -136,6 +192,17 @@ void bc__redis_sub_apply(bc_redis_t *r, bc__redis_req_t *req)
     atomic_store_explicit(&r->n_subs, r->nsubs, memory_order_relaxed);
     if (r->nsubs > r->nbuckets)
         grow(r);
+    if (req->flags & BC__RF_SYNC) {
+        bc__redis_barrier_t *b = barrier_new(req->reply_to, req->tag, BC_MSG_REDIS_SYNC);
+        if (c) {
+            b->target = r->sub_sent;
+            barrier_append(r, b);
+            fire_barriers(r);
+        } else {
+            b->next = r->parked;
+            r->parked = b;
+        }
+    }
     bc__redis_req_free(req);
 }
 
@@ -165,10 +232,62 @@ void bc__redis_sub_restore(bc_redis_t *r)
 {
     bc__redis_conn_t *c = sub_conn(r);
     int n = 0;
+    r->sub_sent = r->sub_confirmed = 0; /* a fresh connection */
+    r->generation++;
     for (size_t i = 0; i < r->nbuckets && c; i++)
         for (bc__redis_subent_t *e = r->buckets[i]; e; e = e->next)
             add_to_batch(r, c, "SUBSCRIBE", &n, e->name, e->len);
     send_batch(r, c, "SUBSCRIBE", n);
+    /* Every barrier now waits for the whole restore; parked ones (in LIFO order) join them. */
+    for (bc__redis_barrier_t *b = r->bar_head; b; b = b->next)
+        b->target = r->sub_sent;
+    bc__redis_barrier_t *p = r->parked, *rev = NULL;
+    r->parked = NULL;
+    while (p) {
+        bc__redis_barrier_t *next = p->next;
+        p->next = rev;
+        rev = p;
+        p = next;
+    }
+    while (rev) {
+        bc__redis_barrier_t *next = rev->next;
+        rev->target = r->sub_sent;
+        barrier_append(r, rev);
+        rev = next;
+    }
+    for (bc__redis_listener_t *l = r->listeners; l; l = l->next) {
+        bc__redis_barrier_t *b = barrier_new(l->actor, 0, BC_MSG_REDIS_UP);
+        b->target = r->sub_sent;
+        barrier_append(r, b);
+    }
+    fire_barriers(r);
+}
+
+void bc__redis_watch_apply(bc_redis_t *r, bc__redis_req_t *req, bool add)
+{
+    bc__redis_listener_t **pp = &r->listeners;
+    while (*pp && (*pp)->actor != req->reply_to)
+        pp = &(*pp)->next;
+    if (add && *pp == NULL) {
+        bc__redis_listener_t *l = malloc(sizeof *l);
+        if (l == NULL)
+            abort();
+        l->actor = bc_actor_retain(req->reply_to);
+        l->next = NULL;
+        *pp = l;
+        if (sub_conn(r)) { /* already up: tell it once the current channels are live */
+            bc__redis_barrier_t *b = barrier_new(l->actor, 0, BC_MSG_REDIS_UP);
+            b->target = r->sub_sent;
+            barrier_append(r, b);
+            fire_barriers(r);
+        }
+    } else if (!add && *pp) {
+        bc__redis_listener_t *l = *pp;
+        *pp = l->next;
+        bc_actor_release(l->actor);
+        free(l);
+    }
+    bc__redis_req_free(req);
 }
 
 void bc__redis_sub_clear(bc_redis_t *r)
@@ -186,4 +305,19 @@ void bc__redis_sub_clear(bc_redis_t *r)
     r->nsubs = 0;
     /* relaxed: statistics. */
     atomic_store_explicit(&r->n_subs, 0, memory_order_relaxed);
+    bc__redis_barrier_t *lists[2] = {r->bar_head, r->parked};
+    for (int i = 0; i < 2; i++)
+        while (lists[i]) {
+            bc__redis_barrier_t *b = lists[i];
+            lists[i] = b->next;
+            bc_actor_release(b->actor);
+            free(b);
+        }
+    r->bar_head = r->bar_tail = r->parked = NULL;
+    while (r->listeners) {
+        bc__redis_listener_t *l = r->listeners;
+        r->listeners = l->next;
+        bc_actor_release(l->actor);
+        free(l);
+    }
 }

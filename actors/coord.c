@@ -1,0 +1,749 @@
+/* coord.c - the coordinator actor: signed sends, waits as continuations, ACK waits.
+ *
+ * Key decision: a coordinator never talks to the subscriber side itself. The signal-watcher
+ * hands it accepted, already-ACKed signals as mailbox messages; the coordinator only keeps
+ * them until a wait takes them (by type), so a signal that arrives before the wait is
+ * never lost and one of another type never satisfies the wrong wait.
+ */
+#include "hub.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_WAIT_MS (30u * 60u * 1000u)
+#define DEFAULT_ACK_WAIT_MS 30000u
+#define SIGNAL_TTL "86400"
+
+struct bc__ackwait_s {
+    bc__ackwait_t *next;
+    uint64_t id;
+    bc_timer_t *timer;
+    bc_coord_acks_fn fn;
+    void *arg;
+    uint64_t start_ns;
+    size_t n, n_acked;
+    char signal_id[BC_SIGID_MAX + 1];
+    const char **idv;
+    uint8_t *acked;
+    char (*ids)[BC_ID_MAX + 1];
+};
+
+struct bc__waiter_s {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    int rc;
+    bc_signal_t *sig;
+    char types[256];
+    uint32_t timeout_ms;
+};
+
+typedef struct {
+    bc_msg_t hdr;
+    bc__waiter_t *w;
+} blocking_msg_t;
+
+/* A signal write in flight: the JSON is kept until SET NX answers (nil: append to queue). */
+typedef struct send_rec_s {
+    size_t len;
+    char to[BC_ID_MAX + 1];
+    char json[];
+} send_rec_t;
+
+enum { TAG_SETNX = 1, TAG_RPUSH = 2 };
+
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+    if (err == NULL || len == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, len, fmt, ap);
+    va_end(ap);
+}
+
+bc_coord_t *bc__coord_retain(bc_coord_t *c)
+{
+    /* relaxed: taking a reference needs no ordering (the caller already holds one). */
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void bc__coord_release(bc_coord_t *c)
+{
+    if (c == NULL)
+        return;
+    /* acq_rel: the last release must see every other holder's writes before freeing. */
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    bc_actor_release(c->actor);
+    free(c->phase);
+    free(c);
+}
+
+void bc_coord_release(bc_coord_t *c)
+{
+    bc__coord_release(c);
+}
+
+void bc_coord_opts_init(bc_coord_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+const char *bc_coord_id(const bc_coord_t *c)
+{
+    return c->id;
+}
+
+bc_hub_t *bc_coord_hub(const bc_coord_t *c)
+{
+    return c->hub;
+}
+
+uint64_t bc_coord_iteration(const bc_coord_t *c)
+{
+    /* relaxed: an independent counter. */
+    return atomic_load_explicit(&((bc_coord_t *)c)->iteration, memory_order_relaxed);
+}
+
+void bc_coord_set_iteration(bc_coord_t *c, uint64_t it)
+{
+    /* relaxed: an independent counter, read by heartbeats and ACKs. */
+    atomic_store_explicit(&c->iteration, it, memory_order_relaxed);
+}
+
+void bc_coord_set_state(bc_coord_t *c, bc_coord_state_t st)
+{
+    /* relaxed: reported by the next heartbeat; no data hangs on it. */
+    atomic_store_explicit(&c->state, (int)st, memory_order_relaxed);
+}
+
+static void emit(bc_coord_t *c, bc_coord_event_type_t type, const char *peer, const char *detail,
+                 const bc_signal_t *sig)
+{
+    if (c->on_event == NULL)
+        return;
+    bc_coord_event_t ev = {type, peer, detail, sig};
+    c->on_event(c, &ev, c->arg);
+}
+
+/* ---------------------------------------------------------------- sending */
+
+static uint64_t next_stamp(bc_coord_t *c)
+{
+    uint64_t now = bc__hub_stamp(c->hub);
+    /* relaxed: the CAS only has to make stamps unique and increasing per coordinator. */
+    uint64_t last = atomic_load_explicit(&c->last_ts, memory_order_relaxed);
+    for (;;) {
+        uint64_t ts = now > last ? now : last + 1;
+        if (atomic_compare_exchange_weak_explicit(&c->last_ts, &last, ts, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return ts;
+    }
+}
+
+int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *payload_json,
+                  char *signal_id, char *err, size_t errlen)
+{
+    char why[160];
+    if (c == NULL || to == NULL || type == NULL) {
+        seterr(err, errlen, "bc_coord_send: NULL argument");
+        return -EINVAL;
+    }
+    if (!bc_id_valid(to)) {
+        seterr(err, errlen, "%s", bc_id_explain("receiver id", to, why, sizeof why));
+        return -EINVAL;
+    }
+    if (!bc_type_valid(type)) {
+        seterr(err, errlen, "%s", bc_type_explain(type, why, sizeof why));
+        return -EINVAL;
+    }
+    bc_hub_t *h = c->hub;
+    size_t cap = 1024 + (payload_json ? strlen(payload_json) * 2 : 0);
+    send_rec_t *rec = malloc(sizeof *rec + cap);
+    if (rec == NULL)
+        return -ENOMEM;
+    char mid[BC_SIGID_MAX + 1];
+    /* relaxed: an independent counter. */
+    uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
+    int n = bc_sig_encode(h->hmac, next_stamp(c), c->id, to, it, type, payload_json, rec->json, cap,
+                          mid, err, errlen);
+    if (n < 0) {
+        free(rec);
+        return n == -ENOSPC ? -EINVAL : n;
+    }
+    rec->len = (size_t)n;
+    snprintf(rec->to, sizeof rec->to, "%s", to);
+    char key[BC_ID_MAX + 32], chan[BC_ID_MAX + 32];
+    snprintf(key, sizeof key, "blocking:signal:%s", to);
+    snprintf(chan, sizeof chan, "blocking:notify:%s", to);
+    const char *set[] = {"SET", key, rec->json, "NX", "EX", SIGNAL_TTL};
+    size_t setl[] = {3, strlen(key), rec->len, 2, 2, 5};
+    const char *pub[] = {"PUBLISH", chan, rec->json};
+    size_t publ[] = {7, strlen(chan), rec->len};
+    /* Same reply actor, same connection: Redis runs the write before the publish. */
+    bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX, BC_REDIS_CLASS_SIGNAL, 6,
+                 set, setl);
+    bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
+    if (h->opts.node_markers) {
+        char mk[BC_SIGID_MAX + 32];
+        snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);
+        const char *m[] = {"SET", mk, "1", "EX", SIGNAL_TTL};
+        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
+    }
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&c->signals_sent, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->n_sent, 1, memory_order_relaxed);
+    if (signal_id)
+        memcpy(signal_id, mid, strlen(mid) + 1);
+    return 0;
+}
+
+static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
+{
+    bc_hub_t *h = c->hub;
+    send_rec_t *rec = (send_rec_t *)(uintptr_t)(m->tag & ~(uint64_t)3);
+    unsigned kind = (unsigned)(m->tag & 3);
+    if (m->status != BC_REDIS_OK || m->reply->type == BC_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof why, "%s%s%s", bc_redis_status_name(m->status), m->reply ? ": " : "",
+                 m->reply && m->reply->str ? m->reply->str : "");
+        bc_log(BC_LOG_ERROR, "%s: signal to %s not written (%s)", c->id, rec->to, why);
+        /* relaxed: statistics. */
+        atomic_fetch_add_explicit(&h->n_send_fail, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&h->n_redis_errors, 1, memory_order_relaxed);
+        emit(c, BC_EV_SEND_FAILED, rec->to, why, NULL);
+        free(rec);
+        return;
+    }
+    if (kind == TAG_SETNX && m->reply->type == BC_REPLY_NIL) {
+        /* The slot is occupied: append to the receiver's queue (PROTOCOL §2.2). */
+        char key[BC_ID_MAX + 40];
+        snprintf(key, sizeof key, "blocking:signal-queue:%s", rec->to);
+        const char *rp[] = {"RPUSH", key, rec->json};
+        size_t rpl[] = {5, strlen(key), rec->len};
+        const char *ex[] = {"EXPIRE", key, SIGNAL_TTL};
+        bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_RPUSH,
+                     BC_REDIS_CLASS_SIGNAL, 3, rp, rpl);
+        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_SIGNAL, 3, ex, NULL);
+        return;
+    }
+    free(rec);
+}
+
+/* ---------------------------------------------------------------- waits */
+
+static bool type_matches(const char *types, const char *type)
+{
+    if (types[0] == '\0')
+        return true;
+    size_t tl = strlen(type);
+    const char *p = types;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == tl && memcmp(p, type, l) == 0)
+            return true;
+        if (e == NULL)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+static void finish_wait(bc_coord_t *c, int status, const bc_signal_t *sig)
+{
+    bc_coord_signal_fn fn = c->wait_fn;
+    void *arg = c->wait_arg;
+    c->waiting = false;
+    c->wait_fn = NULL;
+    if (c->wait_timer) {
+        bc_timer_cancel(c->wait_timer);
+        c->wait_timer = NULL;
+    }
+    /* relaxed: statistics. */
+    atomic_fetch_sub_explicit(&c->hub->n_waiting, 1, memory_order_relaxed);
+    /* relaxed: reported by the next heartbeat. */
+    int st = atomic_load_explicit(&c->state, memory_order_relaxed);
+    if (st == BC_STATE_WAITING)
+        atomic_store_explicit(&c->state, BC_STATE_RUNNING, memory_order_relaxed);
+    fn(c, status, sig, arg);
+}
+
+/* Take the first pending signal matching the current wait, if any. */
+static bool take_pending(bc_coord_t *c)
+{
+    bc_msg_t **pp = &c->pend_head, *prev = NULL;
+    while (*pp) {
+        bc__sig_msg_t *m = (bc__sig_msg_t *)*pp;
+        if (type_matches(c->wait_types, m->sig.type)) {
+            bc_msg_t *node = *pp;
+            *pp = atomic_load_explicit(&node->next, memory_order_relaxed);
+            if (c->pend_tail == node)
+                c->pend_tail = prev;
+            finish_wait(c, 0, &m->sig);
+            bc_msg_free(node);
+            return true;
+        }
+        prev = *pp;
+        pp = (bc_msg_t **)&(*pp)->next;
+    }
+    return false;
+}
+
+int bc_coord_wait(bc_coord_t *c, const char *types, uint32_t timeout_ms, bc_coord_signal_fn fn,
+                  void *arg)
+{
+    if (c == NULL || fn == NULL || (types && strlen(types) >= sizeof c->wait_types))
+        return -EINVAL;
+    if (c->waiting)
+        return -EBUSY;
+    /* relaxed: a flag checked by the coordinator only; set from any thread by bc_coord_stop. */
+    if (atomic_load_explicit(&c->stopping, memory_order_relaxed))
+        return -ECANCELED;
+    snprintf(c->wait_types, sizeof c->wait_types, "%s", types ? types : "");
+    c->waiting = true;
+    c->wait_fn = fn;
+    c->wait_arg = arg;
+    c->wait_timeout_ms = timeout_ms ? timeout_ms : DEFAULT_WAIT_MS;
+    /* relaxed: statistics and heartbeat state. */
+    atomic_fetch_add_explicit(&c->hub->n_waiting, 1, memory_order_relaxed);
+    int st = atomic_load_explicit(&c->state, memory_order_relaxed);
+    if (st == BC_STATE_RUNNING)
+        atomic_store_explicit(&c->state, BC_STATE_WAITING, memory_order_relaxed);
+    if (take_pending(c))
+        return 0;
+    if (bc_timer_start(c->actor, BC__M_WAIT_TIMER, c->wait_timeout_ms, 0, &c->wait_timer) != 0)
+        c->wait_timer = NULL;
+    return 0;
+}
+
+static void on_wait_timer(bc_coord_t *c, bc_timer_tick_t *t)
+{
+    if (!c->waiting || t->timer != c->wait_timer)
+        return;
+    bc_timer_release(c->wait_timer);
+    c->wait_timer = NULL;
+    char ms[24];
+    snprintf(ms, sizeof ms, "%u", c->wait_timeout_ms);
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&c->hub->n_timeouts, 1, memory_order_relaxed);
+    emit(c, BC_EV_TIMEOUT, NULL, ms, NULL);
+    finish_wait(c, -ETIMEDOUT, NULL);
+}
+
+static void on_signal(bc_coord_t *c, bc_msg_t *msg)
+{
+    bc__sig_msg_t *m = (bc__sig_msg_t *)msg;
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&c->signals_received, 1, memory_order_relaxed);
+    emit(c, BC_EV_SIGNAL, m->sig.sender, NULL, &m->sig);
+    if (m->acked)
+        emit(c, BC_EV_ACK_SENT, m->sig.sender, m->sig.message_id, &m->sig);
+    if (c->waiting && type_matches(c->wait_types, m->sig.type)) {
+        finish_wait(c, 0, &m->sig);
+        return;
+    }
+    bc_msg_keep(msg);
+    atomic_store_explicit(&msg->next, NULL, memory_order_relaxed); /* owner-only list */
+    if (c->pend_tail)
+        atomic_store_explicit(&c->pend_tail->next, msg, memory_order_relaxed);
+    else
+        c->pend_head = msg;
+    c->pend_tail = msg;
+}
+
+/* ---------------------------------------------------------------- ACK waits */
+
+static void ackwait_end(bc_coord_t *c, bc__ackwait_t *w, int status)
+{
+    bc__ackwait_t **pp = &c->ackwaits;
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+    if (w->timer)
+        bc_timer_cancel(w->timer);
+    bc__ackwait_msg_t *m = bc_msg_alloc(sizeof *m + w->n * sizeof m->ids[0], BC__M_ACKWAIT_END);
+    m->coord = bc__coord_retain(c);
+    m->wait_id = w->id;
+    m->n = w->n;
+    memcpy(m->signal_id, w->signal_id, sizeof m->signal_id);
+    memcpy(m->ids, w->ids, w->n * sizeof m->ids[0]);
+    if (bc_send(c->hub->watcher, &m->hdr) != 0)
+        bc__coord_release(c);
+    bc_ack_result_t r = {w->signal_id,
+                         w->n,
+                         w->idv,
+                         w->acked,
+                         w->n_acked,
+                         status,
+                         (bc_now_ns() - w->start_ns) / 1000};
+    w->fn(c, &r, w->arg);
+    free(w->idv);
+    free(w->acked);
+    free(w->ids);
+    free(w);
+}
+
+int bc_coord_wait_acks(bc_coord_t *c, const char *signal_id, const char *const *ids, size_t n,
+                       uint32_t timeout_ms, bc_coord_acks_fn fn, void *arg)
+{
+    if (c == NULL || fn == NULL || ids == NULL || n == 0 || !bc_sigid_valid(signal_id))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!bc_id_valid(ids[i]))
+            return -EINVAL;
+    bc__ackwait_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    w->ids = calloc(n, sizeof w->ids[0]);
+    w->idv = calloc(n, sizeof *w->idv);
+    w->acked = calloc(n, 1);
+    if (w->ids == NULL || w->idv == NULL || w->acked == NULL) {
+        free(w->ids);
+        free(w->idv);
+        free(w->acked);
+        free(w);
+        return -ENOMEM;
+    }
+    w->id = ++c->ackwait_seq;
+    w->fn = fn;
+    w->arg = arg;
+    w->n = n;
+    w->start_ns = bc_now_ns();
+    snprintf(w->signal_id, sizeof w->signal_id, "%s", signal_id);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(w->ids[i], sizeof w->ids[i], "%s", ids[i]);
+        w->idv[i] = w->ids[i];
+    }
+    w->next = c->ackwaits;
+    c->ackwaits = w;
+    bc__ackwait_msg_t *m = bc_msg_alloc(sizeof *m + n * sizeof m->ids[0], BC__M_ACKWAIT);
+    m->coord = bc__coord_retain(c);
+    m->wait_id = w->id;
+    m->n = n;
+    memcpy(m->signal_id, w->signal_id, sizeof m->signal_id);
+    memcpy(m->ids, w->ids, n * sizeof m->ids[0]);
+    if (bc_send(c->hub->watcher, &m->hdr) != 0)
+        bc__coord_release(c);
+    if (bc_timer_start(c->actor, BC__M_ACK_TIMER, timeout_ms ? timeout_ms : DEFAULT_ACK_WAIT_MS, 0,
+                       &w->timer) != 0)
+        w->timer = NULL;
+    return 0;
+}
+
+static void on_ack(bc_coord_t *c, bc__ack_msg_t *a)
+{
+    for (bc__ackwait_t *w = c->ackwaits; w; w = w->next) {
+        if (w->id != a->wait_id)
+            continue;
+        if (!a->valid)
+            return;
+        for (size_t i = 0; i < w->n; i++)
+            if (!w->acked[i] && strcmp(w->ids[i], a->acker) == 0) {
+                w->acked[i] = 1;
+                w->n_acked++;
+            }
+        if (w->n_acked == w->n)
+            ackwait_end(c, w, 0);
+        return;
+    }
+}
+
+static void on_ack_timer(bc_coord_t *c, bc_timer_tick_t *t)
+{
+    for (bc__ackwait_t *w = c->ackwaits; w; w = w->next)
+        if (w->timer == t->timer) {
+            bc_timer_release(w->timer);
+            w->timer = NULL;
+            ackwait_end(c, w, -ETIMEDOUT);
+            return;
+        }
+}
+
+/* ---------------------------------------------------------------- blocking wait */
+
+static bc_signal_t *signal_copy(const bc_signal_t *s)
+{
+    const char *strs[5] = {s->sender, s->receiver, s->type, s->message_id, s->payload};
+    size_t total = sizeof(bc_signal_t);
+    for (int i = 0; i < 5; i++)
+        total += strs[i] ? strlen(strs[i]) + 1 : 0;
+    bc_signal_t *o = malloc(total);
+    if (o == NULL)
+        abort();
+    *o = *s;
+    char *p = (char *)(o + 1);
+    const char **dst[5] = {&o->sender, &o->receiver, &o->type, &o->message_id, &o->payload};
+    for (int i = 0; i < 5; i++) {
+        if (strs[i] == NULL) {
+            *dst[i] = NULL;
+            continue;
+        }
+        size_t l = strlen(strs[i]) + 1;
+        memcpy(p, strs[i], l);
+        *dst[i] = p;
+        p += l;
+    }
+    return o;
+}
+
+void bc_signal_free(bc_signal_t *s)
+{
+    free(s);
+}
+
+static void waiter_done(bc__waiter_t *w, int rc, const bc_signal_t *s)
+{
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->sig = s ? signal_copy(s) : NULL;
+    w->done = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void on_blocking_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
+{
+    c->blocking = NULL;
+    waiter_done(arg, status, s);
+}
+
+int bc_coord_wait_blocking(bc_coord_t *c, const char *types, uint32_t timeout_ms, bc_signal_t **out)
+{
+    if (c == NULL || out == NULL || (types && strlen(types) >= 256))
+        return -EINVAL;
+    if (bc_worker_id() >= 0)
+        return -EDEADLK;
+    bc__waiter_t w;
+    memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    snprintf(w.types, sizeof w.types, "%s", types ? types : "");
+    w.timeout_ms = timeout_ms;
+    blocking_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_BLOCKING_WAIT);
+    m->w = &w;
+    int rc;
+    if (bc_send(c->actor, &m->hdr) != 0) {
+        rc = -ECANCELED;
+    } else {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+        rc = w.rc;
+        *out = w.sig;
+    }
+    pthread_mutex_destroy(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- behaviour */
+
+static void on_stopped(bc_coord_t *c)
+{
+    bc_hub_t *h = c->hub;
+    /* relaxed: a flag; the stop itself is ordered by the mailbox. */
+    atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+    if (c->waiting)
+        finish_wait(c, -ECANCELED, NULL);
+    while (c->ackwaits)
+        ackwait_end(c, c->ackwaits, -ECANCELED);
+    while (c->pend_head) {
+        bc_msg_t *m = c->pend_head;
+        c->pend_head = atomic_load_explicit(&m->next, memory_order_relaxed);
+        bc_msg_free(m);
+    }
+    c->pend_tail = NULL;
+    bc__reg_msg_t *u = bc_msg_alloc(sizeof *u, BC__M_UNREGISTER);
+    u->coord = bc__coord_retain(c);
+    if (bc_send(h->watcher, &u->hdr) != 0)
+        bc__coord_release(c);
+    if (h->opts.heartbeats) {
+        bc__reg_msg_t *r = bc_msg_alloc(sizeof *r, BC__M_HB_REMOVE);
+        r->coord = bc__coord_retain(c);
+        /* release: the destroyer's acquire load then sees a final write outstanding. */
+        atomic_fetch_add_explicit(&h->hb_pending, 1, memory_order_release);
+        if (bc_send(h->heartbeat, &r->hdr) != 0) {
+            atomic_fetch_sub_explicit(&h->hb_pending, 1, memory_order_release);
+            bc__coord_release(c);
+        }
+    }
+    bc__hub_remove(h, c);
+    bc__coord_release(c); /* the actor's reference */
+}
+
+static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
+{
+    bc_coord_t *c = state;
+    (void)self;
+    switch (msg->type) {
+    case BC__M_READY:
+        c->ready = true;
+        emit(c, BC_EV_READY, NULL, NULL, NULL);
+        if (c->on_start)
+            c->on_start(c, c->arg);
+        break;
+    case BC__M_SIGNAL:
+        on_signal(c, msg);
+        break;
+    case BC__M_EVENT: {
+        bc__event_msg_t *e = (bc__event_msg_t *)msg;
+        emit(c, e->type, e->peer[0] ? e->peer : NULL, e->detail[0] ? e->detail : NULL, NULL);
+        break;
+    }
+    case BC__M_ACK:
+        on_ack(c, (bc__ack_msg_t *)msg);
+        break;
+    case BC__M_WAIT_TIMER:
+        on_wait_timer(c, (bc_timer_tick_t *)msg);
+        break;
+    case BC__M_ACK_TIMER:
+        on_ack_timer(c, (bc_timer_tick_t *)msg);
+        break;
+    case BC__M_BLOCKING_WAIT: {
+        bc__waiter_t *w = ((blocking_msg_t *)msg)->w;
+        int rc =
+            c->waiting ? -EBUSY : bc_coord_wait(c, w->types, w->timeout_ms, on_blocking_signal, w);
+        if (rc != 0)
+            waiter_done(w, rc, NULL);
+        else if (c->waiting)
+            c->blocking = w;
+        break;
+    }
+    case BC_MSG_REDIS_REPLY: {
+        bc_redis_reply_msg_t *m = (bc_redis_reply_msg_t *)msg;
+        if (m->tag)
+            on_send_reply(c, m);
+        else if (m->status != BC_REDIS_OK || bc_reply_is_error(m->reply))
+            /* relaxed: statistics. */
+            atomic_fetch_add_explicit(&c->hub->n_redis_errors, 1, memory_order_relaxed);
+        break;
+    }
+    case BC_MSG_STOPPED:
+        on_stopped(c);
+        break;
+    default:
+        break;
+    }
+}
+
+int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char *err,
+                   size_t errlen)
+{
+    char why[160];
+    if (h == NULL || o == NULL) {
+        seterr(err, errlen, "bc_coord_spawn: NULL argument");
+        return -EINVAL;
+    }
+    if (!bc_id_valid(o->id)) {
+        seterr(err, errlen, "%s", bc_id_explain("coordinator id", o->id, why, sizeof why));
+        return -EINVAL;
+    }
+    if (o->swarm_id && !bc_id_valid(o->swarm_id)) {
+        seterr(err, errlen, "%s", bc_id_explain("swarm id", o->swarm_id, why, sizeof why));
+        return -EINVAL;
+    }
+    if (o->phase && strlen(o->phase) > 128) {
+        seterr(err, errlen, "phase is %zu bytes (max 128)", strlen(o->phase));
+        return -EINVAL;
+    }
+    bc_coord_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    atomic_init(&c->refs, 1);
+    c->hub = h;
+    snprintf(c->id, sizeof c->id, "%s", o->id);
+    c->id_len = strlen(c->id);
+    if (o->swarm_id)
+        snprintf(c->swarm, sizeof c->swarm, "%s", o->swarm_id);
+    if (o->phase && (c->phase = strdup(o->phase)) == NULL) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->on_start = o->on_start;
+    c->on_event = o->on_event;
+    c->arg = o->arg;
+    atomic_init(&c->iteration, o->iteration);
+    atomic_init(&c->state, BC_STATE_RUNNING);
+    int rc = bc__hub_insert(h, c);
+    if (rc != 0) {
+        seterr(err, errlen,
+               rc == -EEXIST ? "coordinator id \"%s\" is already hosted by this process"
+                             : "hub is shutting down (coordinator \"%s\")",
+               c->id);
+        free(c->phase);
+        free(c);
+        return rc;
+    }
+    c->actor = bc_spawn(h->rt, behaviour, c);
+    if (c->actor == NULL) {
+        seterr(err, errlen, "runtime is shutting down");
+        bc__hub_remove(h, c);
+        bc__coord_release(c);
+        return -ESHUTDOWN;
+    }
+    bc__coord_retain(c); /* the actor's reference, dropped at BC_MSG_STOPPED */
+    if (h->opts.heartbeats) {
+        bc__reg_msg_t *hb = bc_msg_alloc(sizeof *hb, BC__M_HB_ADD);
+        hb->coord = bc__coord_retain(c);
+        if (bc_send(h->heartbeat, &hb->hdr) != 0)
+            bc__coord_release(c);
+    }
+    bc__reg_msg_t *reg = bc_msg_alloc(sizeof *reg, BC__M_REGISTER);
+    reg->coord = bc__coord_retain(c);
+    if (bc_send(h->watcher, &reg->hdr) != 0)
+        bc__coord_release(c);
+    if (out)
+        *out = c;
+    else
+        bc__coord_release(c);
+    return 0;
+}
+
+int bc_coord_stop(bc_coord_t *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    /* relaxed: the flag only short-circuits new waits; the stop message orders the rest. */
+    atomic_store_explicit(&c->stopping, 1, memory_order_relaxed);
+    return bc_stop(c->actor);
+}
+
+/* ---------------------------------------------------------------- payload helpers */
+
+static json_t *payload_member(const bc_signal_t *s, const char *member, json_t **root)
+{
+    *root = NULL;
+    if (s == NULL || s->payload == NULL || member == NULL)
+        return NULL;
+    *root = json_loads(s->payload, 0, NULL);
+    return *root ? json_object_get(*root, member) : NULL;
+}
+
+double bc_signal_num(const bc_signal_t *s, const char *member, double dflt)
+{
+    json_t *root, *v = payload_member(s, member, &root);
+    double d = v && json_is_number(v) ? json_number_value(v) : dflt;
+    json_decref(root);
+    return d;
+}
+
+const char *bc_signal_str(const bc_signal_t *s, const char *member, char *buf, size_t len)
+{
+    json_t *root, *v = payload_member(s, member, &root);
+    const char *r = NULL;
+    if (v && json_is_string(v) && buf && len) {
+        snprintf(buf, len, "%s", json_string_value(v));
+        r = buf;
+    }
+    json_decref(root);
+    return r;
+}

@@ -1,0 +1,181 @@
+/* hub.h - internals shared by the hub (hub.c), the coordinator actor (coord.c), the
+ * signal-watcher actor (watcher.c) and the heartbeat actor (heartbeat.c).
+ *
+ * Ownership: the hub holds the coordinator table (id -> coordinator, under `lock`); each
+ * coordinator struct is refcounted (table, actor, user handle, in-flight watcher work). Fields
+ * marked "watcher" are touched only by the watcher's behaviour, "coord" only by the
+ * coordinator's own behaviour, and the atomics by anyone.
+ */
+#ifndef BC_HUB_H
+#define BC_HUB_H
+
+#include "blockcoord_cfn.h"
+#include "proto.h"
+#include "redis.h"
+#include "seen.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* Internal message and timer types (below the runtime's system range). */
+enum {
+    BC__M_REGISTER = 0xfffe0100u, /* coord -> watcher: host me */
+    BC__M_UNREGISTER,             /* coord -> watcher: I stopped */
+    BC__M_READY,                  /* watcher -> coord: channels live */
+    BC__M_SIGNAL,                 /* watcher -> coord: bc__sig_msg_t */
+    BC__M_ACK,                    /* watcher -> coord: bc__ack_msg_t */
+    BC__M_EVENT,                  /* watcher -> coord: bc__event_msg_t */
+    BC__M_ACKWAIT,                /* coord -> watcher: bc__ackwait_msg_t */
+    BC__M_ACKWAIT_END,            /* coord -> watcher: bc__ackwait_msg_t (id only) */
+    BC__M_WAIT_TIMER,             /* timer -> coord */
+    BC__M_ACK_TIMER,              /* timer -> coord */
+    BC__M_POLL_TIMER,             /* timer -> watcher */
+    BC__M_FLUSH,                  /* watcher -> itself: deferred re-reads */
+    BC__M_BLOCKING_WAIT,          /* embedder thread -> coord */
+    BC__M_HB_TIMER,               /* timer -> heartbeat actor */
+    BC__M_HB_ADD,                 /* coord -> heartbeat actor */
+    BC__M_HB_REMOVE,              /* coord -> heartbeat actor: final write */
+    BC__M_SEND_FAILED,            /* internal */
+};
+
+typedef struct bc__ackwait_s bc__ackwait_t;
+typedef struct bc__waiter_s bc__waiter_t;
+
+struct bc_coord_s {
+    _Atomic int refs;
+    bc_hub_t *hub;
+    bc_actor_t *actor;
+    char id[BC_ID_MAX + 1];
+    char swarm[BC_ID_MAX + 1];
+    char *phase; /* NULL or malloc'd, immutable */
+    size_t id_len;
+    bc_coord_start_fn on_start;
+    bc_coord_event_fn on_event;
+    void *arg;
+
+    _Atomic uint64_t iteration;
+    _Atomic uint64_t last_ts; /* strictly increasing send timestamps */
+    _Atomic uint64_t signals_received, signals_sent;
+    _Atomic int state;    /* bc_coord_state_t */
+    _Atomic int stopping; /* bc_coord_stop called */
+
+    /* coord */
+    bool ready;
+    bool waiting;
+    char wait_types[256];
+    bc_coord_signal_fn wait_fn;
+    void *wait_arg;
+    bc_timer_t *wait_timer;
+    uint64_t wait_seq;
+    uint32_t wait_timeout_ms;
+    bc_msg_t *pend_head, *pend_tail; /* accepted signals not yet waited for */
+    bc__ackwait_t *ackwaits;
+    uint64_t ackwait_seq;
+    bc__waiter_t *blocking; /* an embedder blocked in bc_coord_wait_blocking */
+
+    /* heartbeat actor */
+    uint64_t hb_seq;
+    size_t hb_index;
+
+    /* watcher */
+    bool w_registered;
+    bool w_draining;          /* a GETDEL/LPOP round is in flight */
+    bool w_redrain;           /* another event came meanwhile */
+    bool w_flush;             /* queued for the deferred flush */
+    uint32_t w_doorbells;     /* ACK-slot events not yet matched by a publish */
+    bc_coord_t *w_flush_next; /* the deferred-flush list */
+    bc_msg_t *w_parked;       /* the slot half of a drain, until the queue half arrives */
+};
+
+/* A signal handed to a coordinator; strings live in data[]. */
+typedef struct bc__sig_msg_s {
+    bc_msg_t hdr;
+    bc_signal_t sig; /* pointers into data */
+    bool acked;      /* the watcher wrote the ACK */
+    char data[];
+} bc__sig_msg_t;
+
+/* A verified (or refused) ACK for one of a coordinator's waits. */
+typedef struct bc__ack_msg_s {
+    bc_msg_t hdr;
+    uint64_t wait_id;
+    int valid;
+    char acker[BC_ID_MAX + 1];
+    char why[64];
+} bc__ack_msg_t;
+
+/* An observation for the coordinator's on_event. */
+typedef struct bc__event_msg_s {
+    bc_msg_t hdr;
+    bc_coord_event_type_t type;
+    char peer[BC_ID_MAX + 1];
+    char detail[BC_SIGID_MAX + 1];
+} bc__event_msg_t;
+
+/* coord -> watcher: start (or end) watching the ACKs of one wait. */
+typedef struct bc__ackwait_msg_s {
+    bc_msg_t hdr;
+    bc_coord_t *coord; /* counted reference */
+    uint64_t wait_id;
+    size_t n;
+    char signal_id[BC_SIGID_MAX + 1];
+    char ids[][BC_ID_MAX + 1];
+} bc__ackwait_msg_t;
+
+typedef struct bc__reg_msg_s {
+    bc_msg_t hdr;
+    bc_coord_t *coord; /* counted reference */
+} bc__reg_msg_t;
+
+struct bc_hub_s {
+    bc_runtime_t *rt;
+    bc_redis_t *redis;
+    bc_hmac_t *hmac;
+    bc_hub_opts_t opts;
+    int db;
+    char ks_prefix[40]; /* "__keyspace@<db>__:" */
+    size_t ks_len;
+    char hostname[128];
+    int pid;
+
+    bc_actor_t *watcher;
+    void *watcher_state;
+    bc_actor_t *heartbeat;
+    void *heartbeat_state;
+
+    pthread_mutex_t lock; /* table, ready */
+    pthread_cond_t cond;
+    bc_coord_t **table; /* open addressing by id hash; NULL or tombstone */
+    size_t cap, count, used;
+    bool ready;
+    bool closing;
+
+    _Atomic int mode; /* 0 unknown, 1 keyspace, 2 poll */
+    char mode_reason[160];
+    _Atomic uint64_t n_waiting;
+    _Atomic uint64_t n_sent, n_send_fail, n_delivered, n_fast, n_rej_sig, n_rej_unsigned,
+        n_rej_malformed, n_replays, n_durable, n_acks_written, n_acks_ok, n_acks_bad, n_timeouts,
+        n_heartbeats, n_redis_errors, n_polls, n_resyncs;
+    _Atomic int hb_pending; /* final heartbeats not yet answered */
+};
+
+#define BC__TOMBSTONE ((bc_coord_t *)1)
+
+/* hub.c */
+int bc__hub_insert(bc_hub_t *h, bc_coord_t *c);                      /* 0, -EEXIST, -ESHUTDOWN */
+bc_coord_t *bc__hub_lookup(bc_hub_t *h, const char *id, size_t len); /* +1 ref, or NULL */
+void bc__hub_remove(bc_hub_t *h, bc_coord_t *c);
+uint64_t bc__hub_stamp(bc_hub_t *h); /* Redis-clock ms plus the configured skew */
+void bc__hub_set_mode(bc_hub_t *h, int mode, const char *reason);
+
+/* coord.c */
+bc_coord_t *bc__coord_retain(bc_coord_t *c);
+void bc__coord_release(bc_coord_t *c);
+
+/* watcher.c */
+bc_actor_t *bc__watcher_spawn(bc_hub_t *h);
+/* heartbeat.c */
+bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h);
+
+#endif

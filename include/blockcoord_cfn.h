@@ -1,0 +1,256 @@
+/* blockcoord_cfn.h - CFN Loop coordinators: actors that block on signals from peers.
+ *
+ * A hub is one process's share of the deployment: one Redis layer, one signal-watcher actor,
+ * one heartbeat actor, the shared secret and the table of coordinators hosted here. A
+ * coordinator is an actor with an id (PROTOCOL.md §1). It sends signed signals to any
+ * coordinator id, in this process, in another blockcoord process or in a Node peer, and it
+ * "blocks" until a signal arrives: the wait is a continuation that runs on the coordinator
+ * when the signal (or the timeout) comes. No thread ever blocks, except a non-worker thread
+ * that asks to with bc_coord_wait_blocking.
+ *
+ *     static void on_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
+ *     {
+ *         if (status == 0)
+ *             printf("%s sent %s\n", s->sender, s->type);
+ *     }
+ *     static void on_start(bc_coord_t *c, void *arg)
+ *     {
+ *         bc_coord_wait(c, NULL, 30000, on_signal, arg);
+ *     }
+ *     ...
+ *     bc_coord_opts_t o;
+ *     bc_coord_opts_init(&o);
+ *     o.id = "coord-b";
+ *     o.on_start = on_start;
+ *     bc_coord_spawn(hub, &o, NULL, err, sizeof err);
+ *
+ * Errors are 0 / negative errno, as in blockcoord.h.
+ */
+#ifndef BLOCKCOORD_CFN_H
+#define BLOCKCOORD_CFN_H
+
+#include "blockcoord.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bc_hub_s bc_hub_t;
+typedef struct bc_coord_s bc_coord_t;
+
+#define BC_COORD_ID_MAX 64   /* ^[A-Za-z0-9_-]{1,64}$ */
+#define BC_SIGNAL_ID_MAX 255 /* <sender>:<receiver>:<type>:<iteration>:<timestamp> */
+
+/* ---------------------------------------------------------------- hub */
+
+typedef enum {
+    BC_NOTIFY_AUTO = 0, /* keyspace notifications if CONFIG allows, else the poll fallback */
+    BC_NOTIFY_POLL,     /* never touch CONFIG: publish hints plus the batched poll */
+} bc_notify_mode_t;
+
+typedef struct bc_hub_opts {
+    const char *redis_url;    /* NULL: REDIS_URL and the other REDIS_* variables */
+    const char *secret;       /* NULL: BLOCKING_COORDINATION_SECRET (raw bytes) */
+    size_t secret_len;        /* 0: strlen(secret) */
+    int require_signature;    /* 1: reject unsigned signals too (default 0, PROTOCOL §2.1) */
+    bc_notify_mode_t notify;  /* default BC_NOTIFY_AUTO */
+    uint32_t poll_ms;         /* fallback poll interval, default 500 */
+    uint32_t heartbeat_ms;    /* default 5000, or HEARTBEAT_INTERVAL_MS */
+    uint32_t heartbeat_ttl_s; /* default 90 */
+    uint32_t final_ttl_s;     /* TTL of the last heartbeat of a finished coordinator, 60 */
+    int64_t clock_skew_ms;    /* added to every timestamp written (tests), default 0 */
+    int node_markers;         /* 1 (default): also write Node's blocking:idempotency:<id> */
+    int heartbeats;           /* 1 (default): heartbeat every coordinator */
+} bc_hub_opts_t;
+
+/* Defaults above; HEARTBEAT_INTERVAL_MS is read here. */
+void bc_hub_opts_init(bc_hub_opts_t *o);
+
+/* Start a hub on rt: parse the Redis settings, load the secret, spawn the watcher and the
+ * heartbeat actors and connect (asynchronously: Redis may be down, the hub retries
+ * forever). Returns 0 and *out, or -EINVAL with a message in err naming what was wrong (bad
+ * URL or environment value, missing secret: "BLOCKING_COORDINATION_SECRET is not set ..."),
+ * -ENOMEM. A secret shorter than 32 bytes is accepted with a loud warning. Any non-worker
+ * thread. */
+int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char *err,
+                  size_t errlen);
+
+/* Wait until Redis is connected and the notification mode is settled. Returns 0, or
+ * -ETIMEDOUT. Non-worker thread. */
+int bc_hub_wait_ready(bc_hub_t *h, int timeout_ms);
+
+/* Stop every coordinator (each writes its last heartbeat: its terminal state, or
+ * "stopping"), wait up to 2 s for those writes, then tear the hub down. Call before
+ * bc_runtime_destroy, from a non-worker thread. NULL is a no-op. */
+void bc_hub_destroy(bc_hub_t *h);
+
+/* "keyspace", "poll" or "unknown" (not connected yet). Any thread. */
+const char *bc_hub_notify_mode(const bc_hub_t *h);
+
+/* Why the poll fallback is in use ("CONFIG SET refused: ..."), or "" . Any thread. */
+const char *bc_hub_notify_reason(const bc_hub_t *h);
+
+/* Redis clock (PROTOCOL §4.3) in Unix ms, and its offset to the local clock. Any thread. */
+uint64_t bc_hub_now_ms(const bc_hub_t *h);
+int64_t bc_hub_clock_offset_ms(const bc_hub_t *h);
+
+typedef struct bc_hub_stats {
+    uint64_t coordinators;      /* hosted now */
+    uint64_t waiting;           /* blocked in bc_coord_wait now */
+    uint64_t signals_sent;      /* written to Redis */
+    uint64_t send_failures;     /* a write that Redis did not take */
+    uint64_t signals_delivered; /* handed to a coordinator (each exactly once) */
+    uint64_t fast_path;         /* of those, delivered from the publish hint */
+    uint64_t rejected_signature, rejected_unsigned, rejected_malformed;
+    uint64_t replays;          /* dropped: messageId already consumed */
+    uint64_t durable_consumed; /* slot/queue copies taken with GETDEL/LPOP */
+    uint64_t acks_written;
+    uint64_t acks_verified; /* ACKs accepted by a waiter */
+    uint64_t acks_invalid;  /* ACKs ignored by a waiter (PROTOCOL §3.1) */
+    uint64_t timeouts;      /* waits that timed out */
+    uint64_t heartbeats;    /* heartbeat writes */
+    uint64_t redis_errors;  /* commands answered with an error or a failure status */
+    uint64_t polls;         /* fallback poll rounds */
+    uint64_t resyncs;       /* slot re-reads after a (re)connect */
+} bc_hub_stats_t;
+
+void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out);
+
+/* ---------------------------------------------------------------- signals */
+
+/* A received signal. Valid only during the callback it is passed to (copy what you keep). */
+typedef struct bc_signal {
+    const char *sender, *receiver, *type, *message_id;
+    const char *payload;   /* compact JSON object text, or NULL */
+    uint64_t timestamp_ms; /* the sender's */
+    uint64_t iteration;
+    int verified;     /* 1: signature valid; 0: unsigned (accepted in compatible mode) */
+    double latency_s; /* receipt (Redis clock) minus timestamp_ms */
+} bc_signal_t;
+
+/* A payload member as a number / string (copied into buf, NUL-terminated). Returns the
+ * number or dflt; buf or NULL when the member is absent or of another type. */
+double bc_signal_num(const bc_signal_t *s, const char *member, double dflt);
+const char *bc_signal_str(const bc_signal_t *s, const char *member, char *buf, size_t len);
+
+/* ---------------------------------------------------------------- coordinators */
+
+typedef enum {
+    BC_STATE_WAITING = 0,
+    BC_STATE_RUNNING,
+    BC_STATE_COMPLETED,
+    BC_STATE_TIMEOUT,
+    BC_STATE_STOPPING,
+} bc_coord_state_t;
+
+/* Things a coordinator observes, for programs that print them (the runner does). */
+typedef enum {
+    BC_EV_READY = 1,    /* channels live; on_start follows */
+    BC_EV_SIGNAL,       /* a signal accepted: signal set */
+    BC_EV_ACK_SENT,     /* ACK written for that signal: peer = its sender */
+    BC_EV_REJECTED,     /* a signal refused: detail = reason, peer = sender if known */
+    BC_EV_ACK_RECEIVED, /* an ACK addressed to us appeared: peer = acker, detail = signalId */
+    BC_EV_ACK_VERIFIED, /* ...and its per-signal key verified: peer, detail = signalId */
+    BC_EV_ACK_INVALID,  /* ...or did not: peer, detail = reason */
+    BC_EV_TIMEOUT,      /* a bc_coord_wait timed out: detail = "10000" (ms) */
+    BC_EV_SEND_FAILED,  /* a signal could not be written: peer = receiver, detail = why */
+} bc_coord_event_type_t;
+
+typedef struct bc_coord_event {
+    bc_coord_event_type_t type;
+    const char *peer;          /* or NULL */
+    const char *detail;        /* or NULL */
+    const bc_signal_t *signal; /* BC_EV_SIGNAL only */
+} bc_coord_event_t;
+
+typedef void (*bc_coord_start_fn)(bc_coord_t *c, void *arg);
+typedef void (*bc_coord_event_fn)(bc_coord_t *c, const bc_coord_event_t *ev, void *arg);
+/* status: 0 with a signal; -ETIMEDOUT; -ECANCELED (the coordinator is stopping). */
+typedef void (*bc_coord_signal_fn)(bc_coord_t *c, int status, const bc_signal_t *s, void *arg);
+
+typedef struct bc_ack_result {
+    const char *signal_id;
+    size_t n;               /* ids waited for */
+    const char *const *ids; /* as given */
+    const uint8_t *acked;   /* acked[i] = 1 if ids[i] answered with a valid ACK */
+    size_t n_acked;
+    int status;          /* 0 all answered, -ETIMEDOUT, -ECANCELED */
+    uint64_t elapsed_us; /* wait start to completion */
+} bc_ack_result_t;
+typedef void (*bc_coord_acks_fn)(bc_coord_t *c, const bc_ack_result_t *r, void *arg);
+
+typedef struct bc_coord_opts {
+    const char *id;             /* required */
+    const char *swarm_id;       /* optional, validated like an id */
+    const char *phase;          /* optional, free text (JSON-escaped where written) */
+    uint64_t iteration;         /* the coordinator's counter (ACKs and heartbeats carry it) */
+    bc_coord_start_fn on_start; /* runs on the coordinator once it can receive */
+    bc_coord_event_fn on_event; /* optional observer, runs on the coordinator */
+    void *arg;                  /* passed to the callbacks */
+} bc_coord_opts_t;
+
+void bc_coord_opts_init(bc_coord_opts_t *o);
+
+/* Host a coordinator. The id (and swarm id) are validated before any Redis traffic. It
+ * subscribes to its channels, reads its slot once (signals written before it started are
+ * not missed), then runs on_start. Returns 0 (and, if out is non-NULL, a handle to release
+ * with bc_coord_release), -EINVAL (err says why), -EEXIST (this id is already hosted by this
+ * hub), -ESHUTDOWN. Any thread. */
+int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char *err,
+                   size_t errlen);
+
+/* Send a signal of `type` with an optional JSON object payload to coordinator `to`, signed
+ * (PROTOCOL §2.1), without loss against concurrent senders (§2.2). signal_id (if non-NULL,
+ * BC_SIGNAL_ID_MAX + 1 bytes) receives its messageId, which is what ACKs name. Returns 0 once
+ * the write is submitted (a write Redis refuses is reported as BC_EV_SEND_FAILED and
+ * counted), or -EINVAL with err naming the bad id, type or payload: nothing is written.
+ * Any thread. */
+int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *payload_json,
+                  char *signal_id, char *err, size_t errlen);
+
+/* Block (as a continuation) until a signal arrives whose type is in `types` (a
+ * comma-separated list; NULL or "" = any), or timeout_ms passes (0 = the library default,
+ * 30 min). Signals of other types stay queued for a later wait. fn runs once, on the
+ * coordinator. Returns 0, -EBUSY (already waiting), -EINVAL. Coordinator's own callbacks
+ * only. */
+int bc_coord_wait(bc_coord_t *c, const char *types, uint32_t timeout_ms, bc_coord_signal_fn fn,
+                  void *arg);
+
+/* Wait for valid ACKs of signal_id from each of ids[0..n) (PROTOCOL §3.1), or timeout_ms (0 =
+ * 30 s). Invalid ACKs are ignored and counted; the wait goes on. fn runs once with who
+ * answered. Several ACK waits may be outstanding. Returns 0 or -EINVAL. Coordinator's own
+ * callbacks only. */
+int bc_coord_wait_acks(bc_coord_t *c, const char *signal_id, const char *const *ids, size_t n,
+                       uint32_t timeout_ms, bc_coord_acks_fn fn, void *arg);
+
+/* For embedders: block the calling thread (not a runtime worker: -EDEADLK) until a signal of
+ * `types` arrives or timeout_ms passes. Returns 0 and *out (free it with bc_signal_free),
+ * -ETIMEDOUT, -EBUSY (a wait is already pending), -ECANCELED (stopped). */
+int bc_coord_wait_blocking(bc_coord_t *c, const char *types, uint32_t timeout_ms,
+                           bc_signal_t **out);
+void bc_signal_free(bc_signal_t *s);
+
+/* Set the state the next heartbeat reports (and, for COMPLETED/TIMEOUT, the one the last
+ * heartbeat reports when the coordinator stops). Any thread. */
+void bc_coord_set_state(bc_coord_t *c, bc_coord_state_t st);
+void bc_coord_set_iteration(bc_coord_t *c, uint64_t iteration); /* any thread */
+
+/* Stop the coordinator: a pending wait completes with -ECANCELED, the last heartbeat is
+ * written, its channels are released. Returns 0 or -EALREADY. Any thread. */
+int bc_coord_stop(bc_coord_t *c);
+
+/* Drop a handle from bc_coord_spawn. Any thread; NULL is a no-op. */
+void bc_coord_release(bc_coord_t *c);
+
+const char *bc_coord_id(const bc_coord_t *c);
+bc_hub_t *bc_coord_hub(const bc_coord_t *c);
+uint64_t bc_coord_iteration(const bc_coord_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
