@@ -95,6 +95,24 @@ void bc_coord_opts_init(bc_coord_opts_t *o)
     memset(o, 0, sizeof *o);
 }
 
+int bc_coord_id_valid(const char *what, const char *id, char *err, size_t errlen)
+{
+    if (bc_id_valid(id))
+        return 1;
+    if (err && errlen)
+        bc_id_explain(what ? what : "coordinator id", id, err, errlen);
+    return 0;
+}
+
+int bc_signal_type_valid(const char *type, char *err, size_t errlen)
+{
+    if (bc_type_valid(type))
+        return 1;
+    if (err && errlen)
+        bc_type_explain(type, err, errlen);
+    return 0;
+}
+
 const char *bc_coord_id(const bc_coord_t *c)
 {
     return c->id;
@@ -566,7 +584,7 @@ static void on_stopped(bc_coord_t *c)
     u->coord = bc__coord_retain(c);
     if (bc_send(h->watcher, &u->hdr) != 0)
         bc__coord_release(c);
-    if (h->opts.heartbeats) {
+    if (h->opts.heartbeats && !c->send_only) {
         bc__reg_msg_t *r = bc_msg_alloc(sizeof *r, BC__M_HB_REMOVE);
         r->coord = bc__coord_retain(c);
         /* release: the destroyer's acquire load then sees a final write outstanding. */
@@ -671,6 +689,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
     c->on_start = o->on_start;
     c->on_event = o->on_event;
     c->arg = o->arg;
+    c->send_only = o->send_only != 0;
     atomic_init(&c->iteration, o->iteration);
     atomic_init(&c->state, BC_STATE_RUNNING);
     int rc = bc__hub_insert(h, c);
@@ -691,7 +710,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
         return -ESHUTDOWN;
     }
     bc__coord_retain(c); /* the actor's reference, dropped at BC_MSG_STOPPED */
-    if (h->opts.heartbeats) {
+    if (h->opts.heartbeats && !c->send_only) {
         bc__reg_msg_t *hb = bc_msg_alloc(sizeof *hb, BC__M_HB_ADD);
         hb->coord = bc__coord_retain(c);
         if (bc_send(h->heartbeat, &hb->hdr) != 0)

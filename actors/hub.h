@@ -53,6 +53,7 @@ struct bc_coord_s {
     bc_coord_start_fn on_start;
     bc_coord_event_fn on_event;
     void *arg;
+    bool send_only;
 
     _Atomic uint64_t iteration;
     _Atomic uint64_t last_ts; /* strictly increasing send timestamps */

@@ -990,6 +990,33 @@ static void copy_str(const json_t *o, const char *name, char *dst, size_t cap)
         memcpy(dst, json_string_value(v), json_string_length(v) + 1);
 }
 
+/* The first §3.1 rule the ACK object o breaks (in the documented order), or NULL. */
+static const char *ack_problem(const json_t *o, const char *key_acker, const char *key_signal_id)
+{
+    const json_t *ts = json_object_get(o, "timestamp"), *it = json_object_get(o, "iteration");
+    const json_t *s = json_object_get(o, "signature");
+
+    if (!str_is(json_object_get(o, "coordinatorId"), key_acker))
+        return "coordinatorId does not match the key";
+    if (!str_is(json_object_get(o, "signalId"), key_signal_id))
+        return "signalId does not match the key";
+    if (!ts)
+        return "missing timestamp";
+    if (!json_is_number(ts) && !json_is_string(ts))
+        return "timestamp is not a number or string";
+    if (!it)
+        return "missing iteration";
+    if (!json_is_number(it) && !json_is_string(it))
+        return "iteration is not a number or string";
+    if (!str_is(json_object_get(o, "status"), "received"))
+        return "status is not received";
+    if (!s || json_is_null(s) || str_is(s, ""))
+        return "missing signature";
+    if (!json_is_string(s) || !hex64(json_string_value(s), json_string_length(s)))
+        return "signature is not 64 hex digits";
+    return NULL;
+}
+
 int bc_ack_verify(const bc_hmac_t *h, const char *json, size_t len, const char *key_acker,
                   const char *key_signal_id, bc_ack_fields_t *out, const char **why)
 {
@@ -1013,24 +1040,11 @@ int bc_ack_verify(const bc_hmac_t *h, const char *json, size_t len, const char *
         msg = "not a JSON object";
         goto err;
     }
+    if ((msg = ack_problem(root, key_acker, key_signal_id)))
+        goto err;
     ts = json_object_get(root, "timestamp");
     it = json_object_get(root, "iteration");
     s = json_object_get(root, "signature");
-    msg = !str_is(json_object_get(root, "coordinatorId"), key_acker)
-              ? "coordinatorId does not match the key"
-          : !str_is(json_object_get(root, "signalId"), key_signal_id)
-              ? "signalId does not match the key"
-          : !ts                                        ? "missing timestamp"
-          : !json_is_number(ts) && !json_is_string(ts) ? "timestamp is not a number or string"
-          : !it                                        ? "missing iteration"
-          : !json_is_number(it) && !json_is_string(it) ? "iteration is not a number or string"
-          : !str_is(json_object_get(root, "status"), "received") ? "status is not received"
-          : !s || json_is_null(s) || str_is(s, "")               ? "missing signature"
-          : !json_is_string(s) || !hex64(json_string_value(s), json_string_length(s))
-              ? "signature is not 64 hex digits"
-              : NULL;
-    if (msg)
-        goto err;
     {
         piece_t v[] = {{key_acker, strlen(key_acker)},
                        {":", 1},

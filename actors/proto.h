@@ -127,7 +127,8 @@ typedef enum {
  * integral reals (1.76e12); a member whose value is null counts as absent (JSON.stringify
  * writes NaN as null) except for the four required ones. The signature, when present, must be
  * the HMAC of "<senderId>:<receiverId>:<type>:<timestamp>" with timestamp rendered by
- * bc_js_render (either hex case). key_receiver NULL skips the receiver check.
+ * bc_js_render (either hex case); with h NULL a present signature is refused. key_receiver
+ * NULL skips the receiver check.
  *
  * Returns 0 and fills *out (release with bc_sig_fields_clear; payload malloc'd, aborts on
  * out-of-memory). Otherwise *out is zeroed, *why (if why is not NULL) points to a static
@@ -186,7 +187,8 @@ typedef struct bc_ack_fields {
  * does not match the key", "missing timestamp", "timestamp is not a number or string",
  * "missing iteration", "iteration is not a number or string", "status is not received",
  * "missing signature" (absent, null or ""), "signature is not 64 hex digits", "invalid
- * signature". Never crashes on any input (garbage, NUL bytes, deep nesting, huge strings). */
+ * signature" (also when h is NULL). Never crashes on any input (garbage, NUL bytes, deep
+ * nesting, huge strings). */
 int bc_ack_verify(const bc_hmac_t *h, const char *json, size_t len, const char *key_acker,
                   const char *key_signal_id, bc_ack_fields_t *out, const char **why);
 

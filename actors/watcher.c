@@ -450,6 +450,8 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
     }
     bc_sig_fields_t f;
     const char *why = NULL;
+    if (c->send_only)
+        return; /* signals for this id belong to whoever hosts it */
     if (bc_sig_decode(h->hmac, json, len, c->id, h->opts.require_signature, &f, &why) != 0)
         return; /* a hint only: the durable copy is judged (and counted) when consumed */
     int64_t age = (int64_t)bc_redis_now_ms(h->redis) - (int64_t)f.timestamp;
@@ -472,6 +474,8 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
 
 static void drain(watcher_t *w, bc_coord_t *c)
 {
+    if (c->send_only)
+        return;
     if (c->w_draining) {
         c->w_redrain = true;
         return;
@@ -703,25 +707,27 @@ static void on_pubsub(watcher_t *w, bc_redis_pubsub_msg_t *m)
 
 /* ---------------------------------------------------------------- registration */
 
-static void channels_of(const bc_hub_t *h, const bc_coord_t *c, char buf[4][160],
-                        const char *out[4])
+/* The channels of a coordinator; a send-only one listens to its publish hints only (ACKs). */
+static size_t channels_of(const bc_hub_t *h, const bc_coord_t *c, char buf[4][160],
+                          const char *out[4])
 {
-    snprintf(buf[0], 160, "%sblocking:signal:%s", h->ks_prefix, c->id);
-    snprintf(buf[1], 160, "%sblocking:signal-queue:%s", h->ks_prefix, c->id);
-    snprintf(buf[2], 160, "%sblocking:ack:%s", h->ks_prefix, c->id);
-    snprintf(buf[3], 160, "blocking:notify:%s", c->id);
+    snprintf(buf[0], 160, "blocking:notify:%s", c->id);
+    snprintf(buf[1], 160, "%sblocking:signal:%s", h->ks_prefix, c->id);
+    snprintf(buf[2], 160, "%sblocking:signal-queue:%s", h->ks_prefix, c->id);
+    snprintf(buf[3], 160, "%sblocking:ack:%s", h->ks_prefix, c->id);
     for (int i = 0; i < 4; i++)
         out[i] = buf[i];
+    return c->send_only ? 1 : 4;
 }
 
 static void on_register(watcher_t *w, bc_coord_t *c)
 {
     char buf[4][160];
     const char *ch[4];
-    channels_of(w->h, c, buf, ch);
+    size_t n = channels_of(w->h, c, buf, ch);
     c->w_registered = true;
     /* The reference travels in the tag until the SYNC arrives. */
-    if (bc_redis_subscribe_sync(w->h->redis, w->self, ch, 4, (uint64_t)(uintptr_t)c) != 0)
+    if (bc_redis_subscribe_sync(w->h->redis, w->self, ch, n, (uint64_t)(uintptr_t)c) != 0)
         bc__coord_release(c);
 }
 
@@ -743,7 +749,8 @@ static void on_sync(watcher_t *w, bc_redis_sync_msg_t *m)
     if (c->w_registered) {
         bc_msg_t *r = bc_msg_alloc(sizeof *r, BC__M_READY);
         bc_send(c->actor, r);
-        drain(w, c);
+        if (!c->send_only)
+            drain(w, c);
     }
     bc__coord_release(c);
 }
@@ -752,9 +759,9 @@ static void on_unregister(watcher_t *w, bc_coord_t *c)
 {
     char buf[4][160];
     const char *ch[4];
-    channels_of(w->h, c, buf, ch);
+    size_t n = channels_of(w->h, c, buf, ch);
     c->w_registered = false;
-    bc_redis_unsubscribe(w->h->redis, ch, 4);
+    bc_redis_unsubscribe(w->h->redis, ch, n);
 }
 
 static void on_ackwait(watcher_t *w, bc__ackwait_msg_t *a)

@@ -190,9 +190,18 @@ typedef struct bc_coord_opts {
     bc_coord_start_fn on_start; /* runs on the coordinator once it can receive */
     bc_coord_event_fn on_event; /* optional observer, runs on the coordinator */
     void *arg;                  /* passed to the callbacks */
+    int send_only;              /* 1: only sends and waits for ACKs (a CLI sender): it does not
+                                   consume signals addressed to its id and has no heartbeat, so
+                                   it can share an id with a coordinator hosted elsewhere */
 } bc_coord_opts_t;
 
 void bc_coord_opts_init(bc_coord_opts_t *o);
+
+/* 1 if id is a valid coordinator/swarm id (^[A-Za-z0-9_-]{1,64}$); otherwise 0 and, if err is
+ * non-NULL, a message naming the problem (what = "coordinator id", "--id", ...). */
+int bc_coord_id_valid(const char *what, const char *id, char *err, size_t errlen);
+/* The same for a signal type (^[a-z][a-z0-9_]{0,31}$). */
+int bc_signal_type_valid(const char *type, char *err, size_t errlen);
 
 /* Host a coordinator. The id (and swarm id) are validated before any Redis traffic. It
  * subscribes to its channels, reads its slot once (signals written before it started are
