@@ -1,0 +1,1256 @@
+/* test_proto.c - unit tests for actors/proto.c (ids, HMAC, signals, ACKs).
+ *
+ * Every HMAC expected here comes from reference/original-implementation.md §10.0 (verified
+ * there against Node and `openssl dgst -hmac`), RFC 4231, or Python's hmac module; the
+ * JavaScript number renderings come from Node's String(). Signal cases S1-S9 and ACK cases
+ * A1-A11 follow §10.1 and §10.2 of that document.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "proto.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SECRET "a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6"
+#define OTHER "other-secret"
+
+/* §10.0 vectors */
+#define V_ACK_B1 "f93afe4623d71b048b2dbcf530be0aa3b4a87911a2e84d0583b04b0e004ea2c1"
+#define V_ACK_C1 "63be9b997491cc1b3fc545b2171f8bf422915a2ddb551dceda7fc1e9c610a5d4"
+#define V_ACK_B2 "7afd83d7fa9827cfd0a2f1767f849774c9b93ff6f545b561ac084c0d22d298d3"
+#define V_ACK_B1_OTHER "62959476d23a2102067a8ec298d974cc1432eb1d011db2209a68329aba2d0b9d"
+#define V_WAKE "f8932dcfc66f682ccd60a9609eb6940ab2606c57eaad020a32ee0f869ac6a5fa"
+#define V_WAKE_OTHER "3fdb3bc0f77b313b06dc188c936147a34143df3e78ae5540648e182db518fa31"
+#define V_COMPLETION "ae7445c072d31fa86ab48a55a0bc31080372224af57a4198602ca2ba35276cb4"
+/* Python hmac: "coord-b:sig-0002:1760000000000:undefined" with SECRET */
+#define V_UNDEFINED "7a71ab9c2bd3824f8a8808ef917ec7f21eeee7e1752eb0305e2ac71e4f40c492"
+
+#define ID64 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static bc_hmac_t *mk(const char *key)
+{
+    bc_hmac_t *h = NULL;
+
+    assert_int_equal(bc_hmac_create(key, strlen(key), &h), 0);
+    assert_non_null(h);
+    return h;
+}
+
+static void assert_hmac(const bc_hmac_t *h, const char *msg, const char *hex)
+{
+    char out[65];
+
+    memset(out, 'x', sizeof out);
+    bc_hmac_hex(h, msg, strlen(msg), out);
+    assert_string_equal(out, hex);
+}
+
+/* ------------------------------------------------------------------ identifiers */
+
+static void test_id_valid(void **state)
+{
+    assert_true(bc_id_valid("coord-a"));
+    assert_true(bc_id_valid("A_z-0_9"));
+    assert_true(bc_id_valid("x"));
+    assert_true(bc_id_valid(ID64));
+    assert_false(bc_id_valid(ID64 "a")); /* 65 */
+    assert_false(bc_id_valid(""));
+    assert_false(bc_id_valid(NULL));
+    assert_false(bc_id_valid("coord a"));
+    assert_false(bc_id_valid("coord:b"));
+    assert_false(bc_id_valid("coord.b"));
+    assert_false(bc_id_valid("co\xc3\xa9rd")); /* UTF-8 e-acute */
+    assert_false(bc_id_valid("coord\n"));
+    assert_false(bc_id_valid("../x"));
+}
+
+static void test_type_valid(void **state)
+{
+    assert_true(bc_type_valid("wake"));
+    assert_true(bc_type_valid("retry_request"));
+    assert_true(bc_type_valid("status_update"));
+    assert_true(bc_type_valid("a"));
+    assert_true(bc_type_valid("a0_9"));
+    assert_true(bc_type_valid("abcdefghijklmnopqrstuvwxyzabcdef"));   /* 32 */
+    assert_false(bc_type_valid("abcdefghijklmnopqrstuvwxyzabcdefg")); /* 33 */
+    assert_false(bc_type_valid("Wake!"));
+    assert_false(bc_type_valid("Wake"));
+    assert_false(bc_type_valid("_wake"));
+    assert_false(bc_type_valid("0wake"));
+    assert_false(bc_type_valid("wa-ke"));
+    assert_false(bc_type_valid("wa:ke"));
+    assert_false(bc_type_valid(""));
+    assert_false(bc_type_valid(NULL));
+    assert_false(bc_type_valid("w\xc3\xa4ke"));
+}
+
+static void test_sigid_valid(void **state)
+{
+    char s[300];
+
+    assert_true(bc_sigid_valid("sig-0001"));
+    assert_true(bc_sigid_valid("coord-a:coord-b:completion:1:1760000000000"));
+    assert_true(bc_sigid_valid("coord:b"));
+    assert_false(bc_sigid_valid("coord b"));
+    assert_false(bc_sigid_valid(""));
+    assert_false(bc_sigid_valid(NULL));
+    assert_false(bc_sigid_valid("a/b"));
+    assert_false(bc_sigid_valid("\xe2\x82\xac"));
+    memset(s, 'z', 255);
+    s[255] = '\0';
+    assert_true(bc_sigid_valid(s));
+    s[255] = 'z';
+    s[256] = '\0';
+    assert_false(bc_sigid_valid(s));
+}
+
+static void test_explain(void **state)
+{
+    char b[256], small[8];
+
+    assert_string_equal(bc_id_explain("coordinator id", "coord a", b, sizeof b),
+                        "coordinator id \"coord a\": invalid character ' ' at offset 5 "
+                        "(allowed: A-Z a-z 0-9 _ -)");
+    assert_string_equal(bc_id_explain("coordinator id", "coord:b", b, sizeof b),
+                        "coordinator id \"coord:b\": invalid character ':' at offset 5 "
+                        "(allowed: A-Z a-z 0-9 _ -)");
+    assert_string_equal(bc_id_explain("sender id", "", b, sizeof b), "sender id \"\" is empty");
+    assert_string_equal(bc_id_explain("sender id", NULL, b, sizeof b),
+                        "sender id is missing (NULL)");
+    bc_id_explain("coordinator id", ID64 "a", b, sizeof b);
+    assert_non_null(strstr(b, "is 65 characters (max 64)"));
+    assert_non_null(strstr(b, "...")); /* the long id is quoted cut */
+    assert_string_equal(bc_id_explain("swarm id", "s\xc3\xa9", b, sizeof b),
+                        "swarm id \"s\\xc3\\xa9\": invalid character '\\xc3' at offset 1 "
+                        "(allowed: A-Z a-z 0-9 _ -)");
+    assert_string_equal(bc_id_explain("work id", "w-1", b, sizeof b), "work id \"w-1\" is valid");
+    assert_string_equal(bc_type_explain("Wake!", b, sizeof b),
+                        "signal type \"Wake!\": first character 'W' is not a lowercase letter "
+                        "(a-z)");
+    assert_string_equal(bc_type_explain("wa-ke", b, sizeof b),
+                        "signal type \"wa-ke\": invalid character '-' at offset 2 (allowed: a-z "
+                        "0-9 _)");
+    bc_type_explain("abcdefghijklmnopqrstuvwxyzabcdefg", b, sizeof b);
+    assert_non_null(strstr(b, "is 33 characters (max 32)"));
+    assert_string_equal(bc_type_explain("", b, sizeof b), "signal type \"\" is empty");
+    /* cut to the buffer, always terminated */
+    assert_ptr_equal(bc_id_explain("coordinator id", "coord a", small, sizeof small), small);
+    assert_string_equal(small, "coordin");
+}
+
+/* ------------------------------------------------------------------ HMAC */
+
+static void test_hmac_vectors(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER), *k;
+    unsigned char big[131];
+    char out[65];
+
+    assert_hmac(h, "coord-b:sig-0001:1760000000000:2", V_ACK_B1);
+    assert_hmac(h, "coord-c:sig-0001:1760000000500:0", V_ACK_C1);
+    assert_hmac(h, "coord-b:sig-0002:1760000000000:0", V_ACK_B2);
+    assert_hmac(o, "coord-b:sig-0001:1760000000000:2", V_ACK_B1_OTHER);
+    assert_hmac(h, "coord-a:coord-b:wake:1760000000000", V_WAKE);
+    assert_hmac(o, "coord-a:coord-b:wake:1760000000000", V_WAKE_OTHER);
+    assert_hmac(h, "coord-a:coord-b:completion:1760000000000", V_COMPLETION);
+    assert_hmac(h, "", "63f96103eda7dbf112fed15b8a3adc38b15b182a20a0d4666ad69642125a3ae7");
+    bc_hmac_hex(h, NULL, 0, out);
+    assert_string_equal(out, "63f96103eda7dbf112fed15b8a3adc38b15b182a20a0d4666ad69642125a3ae7");
+    /* the secret is the raw string, not hex-decoded: a 32-byte key gives another MAC */
+    bc_hmac_destroy(o);
+    assert_int_equal(bc_hmac_create("\xa3\xf7\xe9\xb2\xc1\xd8\xf4\xa6\xe2\xb9\xc7\xd3\xf8\xa4\xe1"
+                                    "\xb6\xc9\xd2\xf7\xa3\xe8\xb1\xc4\xd6\xf9\xa2\xe7\xb3\xc8\xd1"
+                                    "\xf4\xa6",
+                                    32, &o),
+                     0);
+    bc_hmac_hex(o, "coord-b:sig-0001:1760000000000:2", 32, out);
+    assert_string_not_equal(out, V_ACK_B1);
+    bc_hmac_destroy(o);
+    /* RFC 4231 test case 2 */
+    k = mk("Jefe");
+    assert_hmac(k, "what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    bc_hmac_destroy(k);
+    /* RFC 4231 test case 6: a 131-byte key is hashed first */
+    memset(big, 0xaa, sizeof big);
+    assert_int_equal(bc_hmac_create(big, sizeof big, &k), 0);
+    assert_hmac(k, "Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    bc_hmac_destroy(k);
+    /* exactly one block (64 bytes, used as is) and one byte more (hashed) */
+    k = mk("kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk");
+    assert_hmac(k, "abc", "ae0c0e4a2340cf50185eb46aaa8723f4769153661612e212fb0d1fa3170c6202");
+    bc_hmac_destroy(k);
+    k = mk("kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk");
+    assert_hmac(k, "abc", "ed378e5dfa30dc98814ba09b2e610d9b6af66054922ceef9480da094a3f11b2d");
+    bc_hmac_destroy(k);
+    bc_hmac_destroy(h);
+}
+
+static void test_hmac_create_errors(void **state)
+{
+    bc_hmac_t *h = (bc_hmac_t *)&h;
+
+    assert_int_equal(bc_hmac_create("", 0, &h), -EINVAL);
+    assert_null(h);
+    assert_int_equal(bc_hmac_create(NULL, 5, &h), -EINVAL);
+    assert_int_equal(bc_hmac_create("k", 1, NULL), -EINVAL);
+    bc_hmac_destroy(NULL);
+}
+
+static void test_sig_equal(void **state)
+{
+    char up[65], buf[80];
+    size_t i;
+
+    assert_true(bc_sig_equal(V_ACK_B1, V_ACK_B1, 64));
+    for (i = 0; i < 64; i++)
+        up[i] = (V_ACK_B1[i] >= 'a' && V_ACK_B1[i] <= 'f') ? (char)(V_ACK_B1[i] - 32) : V_ACK_B1[i];
+    up[64] = '\0';
+    assert_true(bc_sig_equal(V_ACK_B1, up, 64));
+    assert_false(bc_sig_equal(V_ACK_B1, V_ACK_B1, 63));
+    snprintf(buf, sizeof buf, "%s0", V_ACK_B1);
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 65));
+    snprintf(buf, sizeof buf, "%szz", V_ACK_B1);
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 66));
+    assert_false(bc_sig_equal(V_ACK_B1, V_ACK_B1_OTHER, 64));
+    assert_false(bc_sig_equal(V_ACK_B1, "", 0));
+    assert_false(bc_sig_equal(V_ACK_B1, NULL, 64));
+    assert_false(bc_sig_equal(NULL, V_ACK_B1, 64));
+    /* one digit off, at each end */
+    memcpy(buf, V_ACK_B1, 65);
+    buf[0] = 'e';
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 64));
+    memcpy(buf, V_ACK_B1, 65);
+    buf[63] = '0';
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 64));
+    /* non-hex bytes that become the right digit when OR-ed with 0x20 */
+    memcpy(buf, V_ACK_B1, 65);
+    buf[1] = (char)('9' & ~0x20); /* V_ACK_B1[1] is '9' */
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 64));
+    memcpy(buf, V_ACK_B1, 65);
+    buf[10] = 'g';
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 64));
+    memcpy(buf, V_ACK_B1, 65);
+    buf[20] = '\0';
+    assert_false(bc_sig_equal(V_ACK_B1, buf, 64));
+}
+
+/* ------------------------------------------------------------------ JavaScript numbers */
+
+static void assert_render(json_t *v, const char *want)
+{
+    char out[64];
+
+    assert_non_null(v);
+    assert_int_equal(bc_js_render(v, out, sizeof out), (int)strlen(want));
+    assert_string_equal(out, want);
+    json_decref(v);
+}
+
+static void test_js_render(void **state)
+{
+    /* expectations printed by Node's String() */
+    static const struct {
+        double d;
+        const char *js;
+    } reals[] = {
+        {1.76e12, "1760000000000"},
+        {2.0, "2"},
+        {0.5, "0.5"},
+        {1e21, "1e+21"},
+        {1e20, "100000000000000000000"},
+        {-3.0, "-3"},
+        {-0.0, "0"},
+        {1e-6, "0.000001"},
+        {1e-7, "1e-7"},
+        {123.456, "123.456"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {-1.5e-10, "-1.5e-10"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {1152921504606846976.0, "1152921504606847000"}, /* 2^60 */
+        {12345678901234567890.0, "12345678901234567000"},
+        {9007199254740991.0, "9007199254740991"},
+        {0.92, "0.92"},
+        {1760000000000.5, "1760000000000.5"},
+    };
+    char out[64], tiny[4];
+    json_t *v;
+    size_t i;
+
+    assert_render(json_integer(1760000000000LL), "1760000000000");
+    assert_render(json_integer(-3), "-3");
+    assert_render(json_integer(0), "0");
+    for (i = 0; i < sizeof reals / sizeof reals[0]; i++)
+        assert_render(json_real(reals[i].d), reals[i].js);
+    assert_render(json_string("strings verbatim"), "strings verbatim");
+    assert_render(json_string("1.76e12"), "1.76e12");
+    assert_render(json_string(""), "");
+
+    v = json_null();
+    assert_int_equal(bc_js_render(v, out, sizeof out), -EINVAL);
+    assert_int_equal(bc_js_render(json_true(), out, sizeof out), -EINVAL);
+    assert_int_equal(bc_js_render(json_false(), out, sizeof out), -EINVAL);
+    v = json_object();
+    assert_int_equal(bc_js_render(v, out, sizeof out), -EINVAL);
+    json_decref(v);
+    v = json_array();
+    assert_int_equal(bc_js_render(v, out, sizeof out), -EINVAL);
+    json_decref(v);
+    assert_int_equal(bc_js_render(NULL, out, sizeof out), -EINVAL);
+    /* does not fit: 4 digits need 5 bytes */
+    v = json_integer(1234);
+    assert_int_equal(bc_js_render(v, tiny, sizeof tiny), -EINVAL);
+    assert_int_equal(bc_js_render(v, out, 5), 4);
+    json_decref(v);
+}
+
+/* ------------------------------------------------------------------ signals */
+
+#define S1_JSON                                                                                    \
+    "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","            \
+    "\"iteration\":1,\"type\":\"completion\",\"payload\":{\"status\":\"all-complete\"},"           \
+    "\"messageId\":\"coord-a:coord-b:completion:1:1760000000000\"}"
+#define S2_JSON                                                                                    \
+    "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\",\"timestamp\":"        \
+    "1760000000000,\"signature\":\"" V_WAKE "\"}"
+
+static void test_sig_encode_exact(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char buf[512], mid[BC_SIGID_MAX + 1], err[256];
+    static const char want[] =
+        "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","
+        "\"iteration\":1,\"type\":\"completion\",\"payload\":{\"status\":\"all-complete\"},"
+        "\"messageId\":\"coord-a:coord-b:completion:1:1760000000000\",\"signature\":"
+        "\"" V_COMPLETION "\"}";
+    static const char want_nopl[] =
+        "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","
+        "\"iteration\":0,\"type\":\"wake\",\"messageId\":\"coord-a:coord-b:wake:0:1760000000000\","
+        "\"signature\":\"" V_WAKE "\"}";
+    int n;
+
+    n = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 1, "completion",
+                      " {\n  \"status\" : \"all-complete\"\n}\n", buf, sizeof buf, mid, err,
+                      sizeof err);
+    assert_int_equal(n, (int)strlen(want));
+    assert_string_equal(buf, want);
+    assert_string_equal(mid, "coord-a:coord-b:completion:1:1760000000000");
+
+    n = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 0, "wake", NULL, buf, sizeof buf,
+                      NULL, err, sizeof err);
+    assert_int_equal(n, (int)strlen(want_nopl));
+    assert_string_equal(buf, want_nopl);
+
+    /* S9: C -> Node send, coord-c to coord-d, completion, iteration 3 */
+    n = bc_sig_encode(h, 1760000000123ULL, "coord-c", "coord-d", 3, "completion", "{}", buf,
+                      sizeof buf, mid, err, sizeof err);
+    assert_true(n > 0);
+    assert_string_equal(mid, "coord-c:coord-d:completion:3:1760000000123");
+    assert_string_equal(buf,
+                        "{\"timestamp\":1760000000123,\"senderId\":\"coord-c\",\"receiverId\":"
+                        "\"coord-d\",\"iteration\":3,\"type\":\"completion\",\"payload\":{},"
+                        "\"messageId\":\"coord-c:coord-d:completion:3:1760000000123\","
+                        "\"signature\":"
+                        "\"d86e3a0d18ed010edd40a0f9fab096c8a317763cc019fb14066f1c31597d8742\"}");
+
+    /* exact fit and one byte short */
+    n = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 0, "wake", NULL, buf,
+                      sizeof want_nopl, NULL, err, sizeof err);
+    assert_int_equal(n, (int)sizeof want_nopl - 1);
+    err[0] = '\0';
+    memset(mid, 'q', sizeof mid);
+    n = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 0, "wake", NULL, buf,
+                      sizeof want_nopl - 1, mid, err, sizeof err);
+    assert_int_equal(n, -ENOSPC);
+    {
+        char want_err[64];
+        snprintf(want_err, sizeof want_err, "needs %zu bytes, have %zu", sizeof want_nopl,
+                 sizeof want_nopl - 1);
+        assert_non_null(strstr(err, want_err));
+    }
+    assert_int_equal(mid[0], 'q'); /* not written on failure */
+    assert_int_equal(bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 0, "wake", NULL, NULL,
+                                   0, NULL, NULL, 0),
+                     -ENOSPC);
+    bc_hmac_destroy(h);
+}
+
+static void test_sig_encode_payload(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char buf[1024], err[256];
+    const char *pl, *end;
+    int n;
+
+    n = bc_sig_encode(h, 1760000000000ULL, "v1", "po", 7, "validation",
+                      "{ \"z\": 1,\n \"a\": {\"y\": [1, 2.5, \"x y\", 2.0, 1e3], \"b\": true},\n"
+                      "\t\"c\": null, \"confidence\": 0.92, \"s\": \"q\\\"\\\\\\n\\u0001\\u00e9\xc3"
+                      "\xa9\" , \"e\": [ ], \"o\": { } }",
+                      buf, sizeof buf, NULL, err, sizeof err);
+    assert_true(n > 0);
+    pl = strstr(buf, "\"payload\":");
+    end = strstr(buf, ",\"messageId\"");
+    assert_non_null(pl);
+    assert_non_null(end);
+    pl += strlen("\"payload\":");
+    assert_int_equal((size_t)(end - pl),
+                     strlen("{\"z\":1,\"a\":{\"y\":[1,2.5,\"x y\",2,1000],\"b\":true},\"c\":null,"
+                            "\"confidence\":0.92,\"s\":\"q\\\"\\\\\\n\\u0001\xc3\xa9\xc3\xa9\","
+                            "\"e\":[],\"o\":{}}"));
+    assert_memory_equal(pl,
+                        "{\"z\":1,\"a\":{\"y\":[1,2.5,\"x y\",2,1000],\"b\":true},\"c\":null,"
+                        "\"confidence\":0.92,\"s\":\"q\\\"\\\\\\n\\u0001\xc3\xa9\xc3\xa9\","
+                        "\"e\":[],\"o\":{}}",
+                        (size_t)(end - pl));
+    /* the signature does not cover the payload */
+    assert_non_null(strstr(buf, "\"signature\":\""));
+    bc_hmac_destroy(h);
+}
+
+static void test_sig_encode_errors(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char buf[512], err[256];
+    int n;
+
+#define ENC(ts, s, r, t, pl)                                                                       \
+    bc_sig_encode(h, ts, s, r, 0, t, pl, buf, sizeof buf, NULL, err, sizeof err)
+    assert_int_equal(ENC(1, "coord a", "coord-b", "wake", NULL), -EINVAL);
+    assert_non_null(strstr(err, "sender id \"coord a\""));
+    assert_non_null(strstr(err, "offset 5"));
+    assert_int_equal(ENC(1, "coord-a", "coord:b", "wake", NULL), -EINVAL);
+    assert_non_null(strstr(err, "receiver id \"coord:b\""));
+    assert_int_equal(ENC(1, "coord-a", ID64 "a", "wake", NULL), -EINVAL);
+    assert_non_null(strstr(err, "65 characters (max 64)"));
+    n = ENC(1, "coord-a", ID64, "wake", NULL);
+    assert_int_equal(n, (int)strlen(buf));
+    assert_non_null(strstr(buf, ",\"receiverId\":\"" ID64 "\","));
+    assert_int_equal(ENC(1, "", "coord-b", "wake", NULL), -EINVAL);
+    assert_non_null(strstr(err, "is empty"));
+    assert_int_equal(ENC(1, NULL, "coord-b", "wake", NULL), -EINVAL);
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "Wake!", NULL), -EINVAL);
+    assert_non_null(strstr(err, "signal type \"Wake!\""));
+    assert_int_equal(ENC(0, "coord-a", "coord-b", "wake", NULL), -EINVAL);
+    assert_non_null(strstr(err, "timestamp"));
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "wake", "[1,2]"), -EINVAL);
+    assert_string_equal(err, "payload is not a JSON object");
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "wake", "\"x\""), -EINVAL);
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "wake", "{\"a\":"), -EINVAL);
+    assert_non_null(strstr(err, "payload is not valid JSON"));
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "wake", "{} {}"), -EINVAL);
+    assert_int_equal(ENC(1, "coord-a", "coord-b", "wake", ""), -EINVAL);
+    assert_int_equal(bc_sig_encode(NULL, 1, "coord-a", "coord-b", 0, "wake", NULL, buf, sizeof buf,
+                                   NULL, err, sizeof err),
+                     -EINVAL);
+#undef ENC
+    bc_hmac_destroy(h);
+}
+
+static int decode(const bc_hmac_t *h, const char *json, const char *key, int req,
+                  bc_sig_fields_t *f, const char **why)
+{
+    return bc_sig_decode(h, json, strlen(json), key, req, f, why);
+}
+
+static void test_sig_decode_s1(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    bc_sig_fields_t f;
+    const char *why = "unset";
+
+    assert_int_equal(decode(h, S1_JSON, "coord-b", 0, &f, &why), 0);
+    assert_null(why);
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    assert_int_equal(f.iteration, 1);
+    assert_string_equal(f.sender, "coord-a");
+    assert_string_equal(f.receiver, "coord-b");
+    assert_string_equal(f.type, "completion");
+    assert_string_equal(f.message_id, "coord-a:coord-b:completion:1:1760000000000");
+    assert_string_equal(f.payload, "{\"status\":\"all-complete\"}");
+    assert_int_equal(f.signature, BC_SIG_NONE);
+    bc_sig_fields_clear(&f);
+    assert_null(f.payload);
+    bc_sig_fields_clear(&f); /* twice is fine */
+
+    /* S4: the same unsigned value with require_signature on */
+    assert_int_equal(decode(h, S1_JSON, "coord-b", 1, &f, &why), BC_REJ_UNSIGNED);
+    assert_string_equal(why, "missing signature");
+    assert_null(f.payload);
+
+    /* messageId given by the value is kept even when it differs from the derived one */
+    assert_int_equal(decode(h,
+                            "{\"timestamp\":5,\"senderId\":\"a\",\"receiverId\":\"b\",\"type\":"
+                            "\"wake\",\"messageId\":\"custom:id-1\"}",
+                            "b", 0, &f, &why),
+                     0);
+    assert_string_equal(f.message_id, "custom:id-1");
+    assert_null(f.payload);
+    bc_sig_fields_clear(&f);
+    bc_hmac_destroy(h);
+}
+
+static void test_sig_decode_s2(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    bc_sig_fields_t f;
+    const char *why;
+    static const char pretty[] = "{\n"
+                                 "  \"senderId\": \"coord-a\",\n"
+                                 "  \"receiverId\": \"coord-b\",\n"
+                                 "  \"type\": \"wake\",\n"
+                                 "  \"timestamp\": 1760000000000,\n"
+                                 "  \"signature\": \"" V_WAKE "\"\n"
+                                 "}\n";
+
+    assert_int_equal(decode(h, S2_JSON, "coord-b", 0, &f, &why), 0);
+    assert_int_equal(f.signature, BC_SIG_VALID);
+    assert_int_equal(f.iteration, 0);
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    assert_string_equal(f.type, "wake");
+    assert_string_equal(f.message_id, "coord-a:coord-b:wake:0:1760000000000");
+    assert_null(f.payload);
+    bc_sig_fields_clear(&f);
+
+    /* pretty-printed (the tutorial's heredoc), and strict mode */
+    assert_int_equal(decode(h, pretty, "coord-b", 1, &f, &why), 0);
+    assert_int_equal(f.signature, BC_SIG_VALID);
+    assert_string_equal(f.message_id, "coord-a:coord-b:wake:0:1760000000000");
+    bc_sig_fields_clear(&f);
+
+    /* uppercase hex signature, timestamp as 1.76e12 (signs as 1760000000000) */
+    {
+        char up[300], *p;
+        snprintf(up, sizeof up,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                 "\"timestamp\":1.76e12,\"signature\":\"%s\"}",
+                 V_WAKE);
+        for (p = strstr(up, V_WAKE); *p != '"'; p++)
+            if (*p >= 'a' && *p <= 'f')
+                *p = (char)(*p - 32);
+        assert_int_equal(decode(h, up, "coord-b", 1, &f, &why), 0);
+        assert_int_equal(f.timestamp, 1760000000000ULL);
+        assert_int_equal(f.signature, BC_SIG_VALID);
+        bc_sig_fields_clear(&f);
+    }
+
+    /* S3: the other-secret signature */
+    {
+        char bad[300];
+        snprintf(bad, sizeof bad,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                 "\"timestamp\":1760000000000,\"signature\":\"%s\"}",
+                 V_WAKE_OTHER);
+        assert_int_equal(decode(h, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+        assert_string_equal(why, "invalid signature");
+        /* signed fields changed under a valid signature */
+        snprintf(bad, sizeof bad,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"completion\","
+                 "\"timestamp\":1760000000000,\"signature\":\"%s\"}",
+                 V_WAKE);
+        assert_int_equal(decode(h, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+        snprintf(bad, sizeof bad,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                 "\"timestamp\":1760000000001,\"signature\":\"%s\"}",
+                 V_WAKE);
+        assert_int_equal(decode(h, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+        /* truncated, extended, non-string, empty signatures */
+        snprintf(bad, sizeof bad,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                 "\"timestamp\":1760000000000,\"signature\":\"%.32s\"}",
+                 V_WAKE);
+        assert_int_equal(decode(h, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+        snprintf(bad, sizeof bad,
+                 "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                 "\"timestamp\":1760000000000,\"signature\":\"%szz\"}",
+                 V_WAKE);
+        assert_int_equal(decode(h, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+        assert_int_equal(decode(h,
+                                "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":"
+                                "\"wake\",\"timestamp\":1760000000000,\"signature\":42}",
+                                "coord-b", 0, &f, &why),
+                         BC_REJ_SIGNATURE);
+        assert_int_equal(decode(h,
+                                "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":"
+                                "\"wake\",\"timestamp\":1760000000000,\"signature\":\"\"}",
+                                "coord-b", 0, &f, &why),
+                         BC_REJ_SIGNATURE);
+        /* another key: the same value is refused by a coordinator with another secret */
+        {
+            bc_hmac_t *o = mk(OTHER);
+            assert_int_equal(decode(o, S2_JSON, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+            assert_int_equal(decode(o, bad, "coord-b", 0, &f, &why), BC_REJ_SIGNATURE);
+            bc_hmac_destroy(o);
+        }
+    }
+    bc_hmac_destroy(h);
+}
+
+static void expect_malformed(const bc_hmac_t *h, const char *json, const char *key,
+                             const char *why_want)
+{
+    bc_sig_fields_t f;
+    const char *why = NULL;
+
+    memset(&f, 0x5a, sizeof f);
+    assert_int_equal(decode(h, json, key, 0, &f, &why), BC_REJ_MALFORMED);
+    assert_non_null(why);
+    assert_string_equal(why, why_want);
+    assert_null(f.payload); /* zeroed on failure */
+    assert_int_equal(f.sender[0], '\0');
+}
+
+#define SIG(body) "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\"," body "}"
+
+static void test_sig_decode_malformed(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    const char *why;
+    bc_sig_fields_t f;
+
+    expect_malformed(h, "hello", "coord-b", "not JSON"); /* S7 */
+    expect_malformed(h, "", "coord-b", "not JSON");
+    expect_malformed(h, S1_JSON "x", "coord-b", "not JSON");
+    expect_malformed(h, "[1,2]", "coord-b", "not a JSON object");
+    expect_malformed(h, "\"x\"", "coord-b", "not JSON"); /* no bare scalars at top level */
+    expect_malformed(h, S1_JSON, "coord-c", "receiverId does not match the key");
+    expect_malformed(h, "{\"receiverId\":\"coord-b\",\"type\":\"wake\",\"timestamp\":1}", "coord-b",
+                     "missing senderId");
+    expect_malformed(h, "{\"senderId\":7,\"receiverId\":\"coord-b\",\"type\":\"wake\"}", "coord-b",
+                     "senderId is not a string");
+    expect_malformed(h,
+                     "{\"senderId\":\"coord a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+                     "\"timestamp\":1}",
+                     "coord-b", "invalid senderId");
+    expect_malformed(h, "{\"senderId\":\"coord-a\",\"type\":\"wake\",\"timestamp\":1}", "coord-b",
+                     "missing receiverId");
+    expect_malformed(h, SIG("\"type\":\"wake\""), "coord-b", "missing timestamp");
+    expect_malformed(h, SIG("\"type\":\"Wake!\",\"timestamp\":1"), "coord-b", "invalid type");
+    expect_malformed(h, SIG("\"timestamp\":1"), "coord-b", "missing type");
+    expect_malformed(h, SIG("\"type\":null,\"timestamp\":1"), "coord-b", "type is not a string");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":\"1760000000000\""), "coord-b",
+                     "timestamp is not a number");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":0"), "coord-b", "invalid timestamp");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":-5"), "coord-b", "invalid timestamp");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1.5"), "coord-b", "invalid timestamp");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1e30"), "coord-b",
+                     "invalid timestamp");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1,\"iteration\":\"2\""), "coord-b",
+                     "iteration is not a number");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1,\"iteration\":-1"), "coord-b",
+                     "invalid iteration");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1,\"payload\":[1]"), "coord-b",
+                     "payload is not a JSON object");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1,\"messageId\":\"a b\""), "coord-b",
+                     "invalid messageId");
+    expect_malformed(h, SIG("\"type\":\"wake\",\"timestamp\":1,\"messageId\":3"), "coord-b",
+                     "messageId is not a string");
+    /* malformed wins over a bad signature */
+    expect_malformed(h, SIG("\"type\":\"Wake!\",\"timestamp\":1,\"signature\":\"00\""), "coord-b",
+                     "invalid type");
+    /* NUL byte inside the value */
+    assert_int_equal(bc_sig_decode(h, S1_JSON "\0", sizeof S1_JSON, "coord-b", 0, &f, &why),
+                     BC_REJ_MALFORMED);
+    assert_int_equal(bc_sig_decode(h, NULL, 0, "coord-b", 0, &f, &why), BC_REJ_MALFORMED);
+    assert_int_equal(bc_sig_decode(h, S1_JSON, strlen(S1_JSON), "coord-b", 0, NULL, &why),
+                     BC_REJ_MALFORMED);
+
+    /* accepted variants: null iteration/payload count as absent, 2.0 iteration, no key */
+    assert_int_equal(
+        decode(h, SIG("\"type\":\"wake\",\"timestamp\":9,\"iteration\":null,\"payload\":null"),
+               "coord-b", 0, &f, &why),
+        0);
+    assert_int_equal(f.iteration, 0);
+    assert_null(f.payload);
+    assert_string_equal(f.message_id, "coord-a:coord-b:wake:0:9");
+    bc_sig_fields_clear(&f);
+    assert_int_equal(
+        decode(h, SIG("\"type\":\"wake\",\"timestamp\":9,\"iteration\":2.0"), NULL, 0, &f, &why),
+        0);
+    assert_int_equal(f.iteration, 2);
+    assert_string_equal(f.message_id, "coord-a:coord-b:wake:2:9");
+    bc_sig_fields_clear(&f);
+    bc_hmac_destroy(h);
+}
+
+static void test_sig_roundtrip(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER);
+    char buf[1024], mid[BC_SIGID_MAX + 1], err[128];
+    bc_sig_fields_t f;
+    const char *why;
+    int n;
+
+    n = bc_sig_encode(h, 1760000001234ULL, "validator_7", "product-owner", 42, "validation",
+                      "{\"validatorId\":\"v1\",\"confidence\":0.92,\"notes\":[\"a\",{\"b\":null}]}",
+                      buf, sizeof buf, mid, err, sizeof err);
+    assert_true(n > 0);
+    assert_int_equal(bc_sig_decode(h, buf, (size_t)n, "product-owner", 1, &f, &why), 0);
+    assert_int_equal(f.timestamp, 1760000001234ULL);
+    assert_int_equal(f.iteration, 42);
+    assert_string_equal(f.sender, "validator_7");
+    assert_string_equal(f.receiver, "product-owner");
+    assert_string_equal(f.type, "validation");
+    assert_string_equal(f.message_id, mid);
+    assert_string_equal(f.message_id, "validator_7:product-owner:validation:42:1760000001234");
+    assert_string_equal(
+        f.payload, "{\"validatorId\":\"v1\",\"confidence\":0.92,\"notes\":[\"a\",{\"b\":null}]}");
+    assert_int_equal(f.signature, BC_SIG_VALID);
+    bc_sig_fields_clear(&f);
+    /* another secret refuses it; another receiver key refuses it */
+    assert_int_equal(bc_sig_decode(o, buf, (size_t)n, "product-owner", 0, &f, &why),
+                     BC_REJ_SIGNATURE);
+    assert_int_equal(bc_sig_decode(h, buf, (size_t)n, "validator_7", 0, &f, &why),
+                     BC_REJ_MALFORMED);
+    bc_hmac_destroy(o);
+    bc_hmac_destroy(h);
+}
+
+/* ------------------------------------------------------------------ ACKs */
+
+/* The §10.2 base body with the given members. */
+static const char *ack_body(char *buf, size_t len, const char *coord, const char *sig_id,
+                            const char *ts, const char *it, const char *status, const char *sig)
+{
+    int n = snprintf(buf, len, "{\"coordinatorId\":\"%s\",\"signalId\":\"%s\"", coord, sig_id);
+
+    if (ts)
+        n += snprintf(buf + n, len - (size_t)n, ",\"timestamp\":%s", ts);
+    if (it)
+        n += snprintf(buf + n, len - (size_t)n, ",\"iteration\":%s", it);
+    n += snprintf(buf + n, len - (size_t)n, ",\"status\":\"%s\"", status);
+    if (sig)
+        n += snprintf(buf + n, len - (size_t)n, ",\"signature\":\"%s\"", sig);
+    snprintf(buf + n, len - (size_t)n, ",\"metadata\":{\"signalType\":\"completion\"}}");
+    return buf;
+}
+
+static int verify(const bc_hmac_t *h, const char *json, const char *acker, const char *sid,
+                  bc_ack_fields_t *out, const char **why)
+{
+    return bc_ack_verify(h, json, strlen(json), acker, sid, out, why);
+}
+
+static void expect_ack(const bc_hmac_t *h, const char *json, const char *acker, const char *sid,
+                       const char *why_want)
+{
+    bc_ack_fields_t f;
+    const char *why = "unset";
+    int rc = verify(h, json, acker, sid, &f, &why);
+
+    if (why_want) {
+        assert_int_equal(rc, -EINVAL);
+        assert_non_null(why);
+        assert_string_equal(why, why_want);
+    } else {
+        if (rc != 0)
+            fail_msg("refused (%s): %s", why, json);
+        assert_null(why);
+        assert_string_equal(f.acker, acker);
+        assert_string_equal(f.signal_id, sid);
+    }
+}
+
+static void test_ack_cases(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char b[512], up[65], sig[80];
+    bc_ack_fields_t f;
+    const char *why;
+    size_t i;
+
+    /* A1 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    assert_string_equal(b, "{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":"
+                           "1760000000000,\"iteration\":2,\"status\":\"received\",\"signature\":"
+                           "\"f93afe4623d71b048b2dbcf530be0aa3b4a87911a2e84d0583b04b0e004ea2c1\","
+                           "\"metadata\":{\"signalType\":\"completion\"}}");
+    assert_int_equal(verify(h, b, "coord-b", "sig-0001", &f, &why), 0);
+    assert_null(why);
+    assert_string_equal(f.acker, "coord-b");
+    assert_string_equal(f.signal_id, "sig-0001");
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    assert_string_equal(f.signal_type, "completion");
+    assert_int_equal(verify(h, b, "coord-b", "sig-0001", NULL, NULL), 0);
+    /* A2 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1_OTHER);
+    expect_ack(h, b, "coord-b", "sig-0001", "invalid signature");
+    /* A3 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", NULL);
+    expect_ack(h, b, "coord-b", "sig-0001", "missing signature");
+    /* A4 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "3", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "invalid signature");
+    /* A5 */
+    for (i = 0; i < 65; i++)
+        up[i] = (V_ACK_B1[i] >= 'a' && V_ACK_B1[i] <= 'f') ? (char)(V_ACK_B1[i] - 32) : V_ACK_B1[i];
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", up);
+    expect_ack(h, b, "coord-b", "sig-0001", NULL);
+    /* A6 */
+    snprintf(sig, sizeof sig, "%szz", V_ACK_B1);
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", sig);
+    expect_ack(h, b, "coord-b", "sig-0001", "signature is not 64 hex digits");
+    /* A7 */
+    snprintf(sig, sizeof sig, "%.32s", V_ACK_B1);
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", sig);
+    expect_ack(h, b, "coord-b", "sig-0001", "signature is not 64 hex digits");
+    /* A8: coord-c's valid ACK stored under coord-b's key */
+    ack_body(b, sizeof b, "coord-c", "sig-0001", "1760000000500", "0", "received", V_ACK_C1);
+    expect_ack(h, b, "coord-c", "sig-0001", NULL); /* valid where it belongs */
+    expect_ack(h, b, "coord-b", "sig-0001", "coordinatorId does not match the key");
+    ack_body(b, sizeof b, "coord-b", "sig-0002", "1760000000000", "0", "received", V_ACK_B2);
+    expect_ack(h, b, "coord-b", "sig-0002", NULL);
+    expect_ack(h, b, "coord-b", "sig-0001", "signalId does not match the key");
+    /* A9: numbers the JavaScript way, or strings verbatim */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1.76e12", "2.0", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", NULL);
+    assert_int_equal(verify(h, b, "coord-b", "sig-0001", &f, &why), 0);
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "\"1760000000000\"", "\"2\"", "received",
+             V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", NULL);
+    assert_int_equal(verify(h, b, "coord-b", "sig-0001", &f, &why), 0);
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000.0", "2e0", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", NULL);
+    /* ...but a string is verbatim: "2.0" signs as 2.0, not 2 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "\"2.0\"", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "invalid signature");
+    /* A10 */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "FORGED", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "status is not received");
+    /* A11: iteration missing, signed by Node as "...:undefined" */
+    ack_body(b, sizeof b, "coord-b", "sig-0002", "1760000000000", NULL, "received", V_UNDEFINED);
+    expect_ack(h, b, "coord-b", "sig-0002", "missing iteration");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", NULL, "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "missing iteration");
+    {
+        char it[80];
+        snprintf(it, sizeof it, "\"undefined\""); /* the same text, but present */
+        ack_body(b, sizeof b, "coord-b", "sig-0002", "1760000000000", it, "received", V_UNDEFINED);
+        expect_ack(h, b, "coord-b", "sig-0002", NULL);
+    }
+
+    /* other refusals */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", NULL, "2", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "missing timestamp");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "true", "2", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "timestamp is not a number or string");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "null", "received", V_ACK_B1);
+    expect_ack(h, b, "coord-b", "sig-0001", "iteration is not a number or string");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", "");
+    expect_ack(h, b, "coord-b", "sig-0001", "missing signature");
+    expect_ack(h,
+               "{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":1,"
+               "\"iteration\":2,\"status\":\"received\",\"signature\":12}",
+               "coord-b", "sig-0001", "signature is not 64 hex digits");
+    expect_ack(h, "hello", "coord-b", "sig-0001", "not JSON");
+    expect_ack(h, "\"x\"", "coord-b", "sig-0001", "not JSON");
+    expect_ack(h, "[]", "coord-b", "sig-0001", "not a JSON object");
+    expect_ack(h, "{}", "coord-b", "sig-0001", "coordinatorId does not match the key");
+    expect_ack(h, "{\"coordinatorId\":5}", "coord-b", "sig-0001",
+               "coordinatorId does not match the key");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    expect_ack(h, b, NULL, "sig-0001", "invalid key");
+    expect_ack(h, b, ID64 "a", "sig-0001", "invalid key");
+    assert_int_equal(bc_ack_verify(h, NULL, 0, "coord-b", "sig-0001", &f, &why), -EINVAL);
+    assert_int_equal(bc_ack_verify(NULL, b, strlen(b), "coord-b", "sig-0001", &f, &why), -EINVAL);
+    assert_string_equal(why, "invalid signature");
+    /* the value is length-delimited: a NUL inside makes it unparseable */
+    assert_int_equal(bc_ack_verify(h, b, strlen(b) + 1, "coord-b", "sig-0001", &f, &why), -EINVAL);
+    assert_string_equal(why, "not JSON");
+    /* duplicate member: the last one counts, as in JSON.parse */
+    expect_ack(h,
+               "{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":"
+               "1760000000000,\"iteration\":3,\"iteration\":2,\"status\":\"received\","
+               "\"signature\":\"" V_ACK_B1 "\"}",
+               "coord-b", "sig-0001", NULL);
+    bc_hmac_destroy(h);
+}
+
+static void test_ack_encode(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER);
+    char buf[512], sig[65], want[65], d[256], slot[512];
+    bc_ack_fields_t f;
+    const char *why;
+    json_t *j;
+    int n;
+
+    n = bc_ack_encode(h, "coord-b", "sig-0001", 1760000000000ULL, 2, "completion", NULL, buf,
+                      sizeof buf, sig);
+    assert_string_equal(buf,
+                        "{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":"
+                        "1760000000000,\"iteration\":2,\"status\":\"received\",\"signature\":"
+                        "\"" V_ACK_B1 "\",\"metadata\":{\"signalType\":\"completion\"}}");
+    assert_int_equal(n, (int)strlen(buf));
+    assert_string_equal(sig, V_ACK_B1);
+    assert_int_equal(verify(h, buf, "coord-b", "sig-0001", &f, &why), 0);
+    assert_int_equal(verify(o, buf, "coord-b", "sig-0001", &f, &why), -EINVAL);
+
+    /* reverse direction (§10.2): what jq + openssl would check on a C-written ACK */
+    n = bc_ack_encode(h, "coord-b", "coord-a:coord-b:completion:1:1760000000000", 1760000000999ULL,
+                      4, "completion", "loop \"3\"\n\xc3\xa9", buf, sizeof buf, sig);
+    assert_true(n > 0);
+    j = json_loads(buf, 0, NULL);
+    assert_non_null(j);
+    {
+        const char *keys[] = {"coordinatorId", "signalId",  "timestamp", "iteration",
+                              "status",        "signature", "metadata"};
+        const char *k;
+        json_t *v;
+        size_t i = 0;
+        json_object_foreach(j, k, v)
+        {
+            assert_true(i < 7);
+            assert_string_equal(k, keys[i++]);
+        }
+        assert_int_equal(i, 7);
+    }
+    snprintf(d, sizeof d, "%s:%s:%" JSON_INTEGER_FORMAT ":%" JSON_INTEGER_FORMAT,
+             json_string_value(json_object_get(j, "coordinatorId")),
+             json_string_value(json_object_get(j, "signalId")),
+             json_integer_value(json_object_get(j, "timestamp")),
+             json_integer_value(json_object_get(j, "iteration")));
+    assert_string_equal(d, "coord-b:coord-a:coord-b:completion:1:1760000000000:1760000000999:4");
+    bc_hmac_hex(h, d, strlen(d), want);
+    assert_string_equal(want, "45551d5a47ef28e754059054cbd4a07f7bc36c045ace7a61756c66573cc21843");
+    assert_string_equal(json_string_value(json_object_get(j, "signature")), want);
+    assert_string_equal(sig, want);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "received");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "metadata"), "phase")),
+                        "loop \"3\"\n\xc3\xa9");
+    json_decref(j);
+    assert_non_null(strstr(buf, ",\"metadata\":{\"signalType\":\"completion\",\"phase\":"
+                                "\"loop \\\"3\\\"\\n\xc3\xa9\"}}"));
+    assert_int_equal(
+        verify(h, buf, "coord-b", "coord-a:coord-b:completion:1:1760000000000", &f, &why), 0);
+    assert_int_equal(f.timestamp, 1760000000999ULL);
+
+    /* the ACK slot */
+    n = bc_ack_slot_encode("coord-a", 1760000000999ULL, "coord-b",
+                           "coord-a:coord-b:completion:1:1760000000000", sig, slot, sizeof slot);
+    assert_int_equal(n, (int)strlen(slot));
+    snprintf(d, sizeof d,
+             "{\"receiverId\":\"coord-a\",\"timestamp\":1760000000999,\"coordinatorId\":"
+             "\"coord-b\",\"signalId\":\"coord-a:coord-b:completion:1:1760000000000\","
+             "\"signature\":\"%s\"}",
+             want);
+    assert_string_equal(slot, d);
+    memset(&f, 0x5a, sizeof f);
+    assert_int_equal(bc_ack_slot_decode(slot, (size_t)n, &f), 0);
+    assert_string_equal(f.acker, "coord-b");
+    assert_string_equal(f.signal_id, "coord-a:coord-b:completion:1:1760000000000");
+    assert_int_equal(f.timestamp, 1760000000999ULL);
+    assert_string_equal(f.signal_type, "");
+    assert_int_equal(bc_ack_slot_decode("{}", 2, &f), 0);
+    assert_string_equal(f.acker, "");
+    assert_int_equal(bc_ack_slot_decode("{\"coordinatorId\":[1]}", 21, &f), 0);
+    assert_string_equal(f.acker, "");
+    assert_int_equal(bc_ack_slot_decode("nope", 4, &f), -EINVAL);
+    assert_int_equal(bc_ack_slot_decode("[1]", 3, &f), -EINVAL);
+    assert_int_equal(bc_ack_slot_decode(NULL, 0, &f), -EINVAL);
+
+    /* refusals */
+    assert_int_equal(bc_ack_encode(h, "coord b", "s", 1, 0, "wake", NULL, buf, sizeof buf, NULL),
+                     -EINVAL);
+    assert_int_equal(bc_ack_encode(h, "c", "s s", 1, 0, "wake", NULL, buf, sizeof buf, NULL),
+                     -EINVAL);
+    assert_int_equal(bc_ack_encode(h, "c", "s", 1, 0, "Wake", NULL, buf, sizeof buf, NULL),
+                     -EINVAL);
+    assert_int_equal(bc_ack_encode(h, "c", "s", 1, 0, "wake", "\xc3", buf, sizeof buf, NULL),
+                     -EINVAL);
+    assert_int_equal(
+        bc_ack_encode(h, "c", "s", 1, 0, "wake", "\xed\xa0\x80", buf, sizeof buf, NULL),
+        -EINVAL); /* a UTF-16 surrogate */
+    assert_int_equal(bc_ack_encode(h, "c", "s", 1, 0, "wake", "\xc0\xaf", buf, sizeof buf, NULL),
+                     -EINVAL); /* overlong */
+    assert_int_equal(bc_ack_encode(NULL, "c", "s", 1, 0, "wake", NULL, buf, sizeof buf, NULL),
+                     -EINVAL);
+    n = bc_ack_encode(h, "c", "s", 1, 0, "wake", NULL, buf, sizeof buf, NULL);
+    assert_true(n > 0);
+    memset(sig, 'q', sizeof sig);
+    assert_int_equal(bc_ack_encode(h, "c", "s", 1, 0, "wake", NULL, buf, (size_t)n, sig), -ENOSPC);
+    assert_int_equal(sig[0], 'q');
+    assert_int_equal(bc_ack_encode(h, "c", "s", 1, 0, "wake", NULL, buf, (size_t)n + 1, sig), n);
+    assert_int_equal(bc_ack_slot_encode("a", 1, "b", "s", "abc", slot, sizeof slot), -EINVAL);
+    assert_int_equal(bc_ack_slot_encode("a", 1, "b", "s", NULL, slot, sizeof slot), -EINVAL);
+    assert_int_equal(bc_ack_slot_encode("a:b", 1, "b", "s", want, slot, sizeof slot), -EINVAL);
+    assert_int_equal(bc_ack_slot_encode("a", 1, "b", "s", want, slot, 20), -ENOSPC);
+    bc_hmac_destroy(o);
+    bc_hmac_destroy(h);
+}
+
+/* ------------------------------------------------------------------ robustness */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+/* One garbage input into g (returns its length). */
+static size_t garbage(char *g, size_t cap, const char *const *seeds, size_t nseeds)
+{
+    static const char *const frag[] = {"{",
+                                       "}",
+                                       "[",
+                                       "]",
+                                       "\"",
+                                       ":",
+                                       ",",
+                                       "\\",
+                                       "\\u0000",
+                                       "\\ud800",
+                                       "1e999",
+                                       "-0",
+                                       "null",
+                                       "true",
+                                       "\"timestamp\"",
+                                       "\"signature\"",
+                                       "\xff",
+                                       "\xc3",
+                                       " ",
+                                       "\n",
+                                       "\0"};
+    size_t n, i, k, m;
+    uint32_t mode = rnd() % 6;
+
+    if (mode == 0) { /* random bytes */
+        n = rnd() % 200;
+        for (i = 0; i < n; i++)
+            g[i] = (char)rnd();
+        return n;
+    }
+    if (mode == 1) { /* deep nesting */
+        n = 1 + rnd() % 4000;
+        if (n > cap / 2)
+            n = cap / 2;
+        for (i = 0; i < n; i++)
+            g[i] = rnd() % 2 ? '[' : '{';
+        return n;
+    }
+    if (mode == 2) { /* a huge string member */
+        m = (size_t)snprintf(g, cap, "{\"coordinatorId\":\"");
+        n = 1000 + rnd() % 20000;
+        memset(g + m, 'a', n);
+        m += n;
+        m += (size_t)snprintf(g + m, cap - m, "\",\"signalId\":\"sig-0001\"}");
+        return m;
+    }
+    /* mutate a valid value */
+    {
+        const char *s = seeds[rnd() % nseeds];
+        n = strlen(s);
+        memcpy(g, s, n);
+        k = 1 + rnd() % 6;
+        while (k--) {
+            uint32_t op = rnd() % 4;
+            size_t at = n ? rnd() % n : 0;
+            if (op == 0 && n) {
+                g[at] = (char)rnd();
+            } else if (op == 1 && n) { /* truncate */
+                n = at;
+            } else if (op == 2) { /* insert a fragment */
+                const char *f = frag[rnd() % (sizeof frag / sizeof frag[0])];
+                size_t fl = strlen(f) ? strlen(f) : 1;
+                if (n + fl < cap) {
+                    memmove(g + at + fl, g + at, n - at);
+                    memcpy(g + at, f, fl);
+                    n += fl;
+                }
+            } else if (n) { /* delete a byte */
+                memmove(g + at, g + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        return n;
+    }
+}
+
+static void test_garbage(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    static char g[32768];
+    char a1[512], ok_sig[512], *copy;
+    const char *seeds[4], *why;
+    bc_sig_fields_t f;
+    bc_ack_fields_t af;
+    uint64_t rounds = 4000, r;
+    size_t n, accepted = 0;
+    int rc;
+
+    ack_body(a1, sizeof a1, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    assert_true(bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 1, "completion",
+                              "{\"p\":[1,{\"q\":\"r\"}]}", ok_sig, sizeof ok_sig, NULL, NULL,
+                              0) > 0);
+    seeds[0] = S1_JSON;
+    seeds[1] = S2_JSON;
+    seeds[2] = a1;
+    seeds[3] = ok_sig;
+    for (r = 0; r < rounds; r++) {
+        n = garbage(g, sizeof g, seeds, 4);
+        /* exact-size heap copy: ASan sees any read past the end */
+        copy = malloc(n ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, g, n);
+        why = NULL;
+        rc = bc_sig_decode(h, copy, n, "coord-b", (int)(r & 1), &f, &why);
+        if (rc == 0) {
+            accepted++;
+            assert_true(bc_id_valid(f.sender));
+            assert_string_equal(f.receiver, "coord-b");
+            assert_true(bc_type_valid(f.type));
+            assert_true(bc_sigid_valid(f.message_id));
+            assert_true(f.timestamp > 0);
+            bc_sig_fields_clear(&f);
+        } else {
+            assert_true(rc == BC_REJ_MALFORMED || rc == BC_REJ_SIGNATURE || rc == BC_REJ_UNSIGNED);
+            assert_non_null(why);
+            assert_null(f.payload);
+        }
+        why = NULL;
+        rc = bc_ack_verify(h, copy, n, "coord-b", "sig-0001", &af, &why);
+        if (rc == 0) {
+            accepted++;
+            assert_string_equal(af.acker, "coord-b");
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_non_null(why);
+        }
+        rc = bc_ack_slot_decode(copy, n, &af);
+        assert_true(rc == 0 || rc == -EINVAL);
+        assert_true(strlen(af.acker) <= BC_ID_MAX);
+        free(copy);
+    }
+    /* the mutations leave some values intact: the accepting paths ran too */
+    assert_true(accepted > 0);
+    print_message("garbage: %" PRIu64 " inputs, %zu accepted\n", rounds, accepted);
+    bc_hmac_destroy(h);
+}
+
+/* ------------------------------------------------------------------ threads and speed */
+
+#define NMSG 64
+
+typedef struct hmac_job {
+    const bc_hmac_t *h;
+    char (*want)[65];
+    int mismatches;
+} hmac_job_t;
+
+static void msg_of(int i, char *m, size_t len)
+{
+    snprintf(m, len, "coord-%d:sig-%04d:17600000%05d:%d", i, i * 7, i * 13, i % 5);
+}
+
+static void *hmac_thread(void *arg)
+{
+    hmac_job_t *j = arg;
+    char m[80], out[65];
+    int r, i;
+
+    for (r = 0; r < 500; r++)
+        for (i = 0; i < NMSG; i++) {
+            msg_of((i + r) % NMSG, m, sizeof m);
+            bc_hmac_hex(j->h, m, strlen(m), out);
+            if (strcmp(out, j->want[(i + r) % NMSG]) != 0)
+                j->mismatches++;
+        }
+    return NULL;
+}
+
+static void test_hmac_threads(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char want[NMSG][65], m[80];
+    pthread_t t[4];
+    hmac_job_t jobs[4];
+    int i;
+
+    for (i = 0; i < NMSG; i++) {
+        msg_of(i, m, sizeof m);
+        bc_hmac_hex(h, m, strlen(m), want[i]);
+    }
+    assert_string_not_equal(want[0], want[1]);
+    for (i = 0; i < 4; i++) {
+        jobs[i] = (hmac_job_t){h, want, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, hmac_thread, &jobs[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(jobs[i].mismatches, 0);
+    }
+    /* still right in this thread, and a known vector */
+    assert_hmac(h, "coord-b:sig-0001:1760000000000:2", V_ACK_B1);
+    bc_hmac_destroy(h);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void test_hmac_speed(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    const char *m = "coord-b:coord-a:coord-b:completion:1:1760000000000:1760000000999:4";
+    char out[65], buf[512];
+    bc_ack_fields_t f;
+    const char *why;
+    double t0, t1, t2;
+    int i, n, iters = 100000;
+
+    bc_hmac_hex(h, m, strlen(m), out); /* warm up */
+    t0 = now_ns();
+    for (i = 0; i < iters; i++)
+        bc_hmac_hex(h, m, strlen(m), out);
+    t1 = now_ns();
+    assert_string_equal(out, "45551d5a47ef28e754059054cbd4a07f7bc36c045ace7a61756c66573cc21843");
+    n = bc_ack_encode(h, "coord-b", "coord-a:coord-b:completion:1:1760000000000", 1760000000999ULL,
+                      4, "completion", NULL, buf, sizeof buf, NULL);
+    assert_true(n > 0);
+    for (i = 0; i < iters / 10; i++)
+        assert_int_equal(bc_ack_verify(h, buf, (size_t)n, "coord-b",
+                                       "coord-a:coord-b:completion:1:1760000000000", &f, &why),
+                         0);
+    t2 = now_ns();
+    print_message("bc_hmac_hex: %.0f ns per HMAC (%d iterations); bc_ack_verify: %.0f ns\n",
+                  (t1 - t0) / iters, iters, (t2 - t1) / (iters / 10));
+    bc_hmac_destroy(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_id_valid),          cmocka_unit_test(test_type_valid),
+        cmocka_unit_test(test_sigid_valid),       cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_hmac_vectors),      cmocka_unit_test(test_hmac_create_errors),
+        cmocka_unit_test(test_sig_equal),         cmocka_unit_test(test_js_render),
+        cmocka_unit_test(test_sig_encode_exact),  cmocka_unit_test(test_sig_encode_payload),
+        cmocka_unit_test(test_sig_encode_errors), cmocka_unit_test(test_sig_decode_s1),
+        cmocka_unit_test(test_sig_decode_s2),     cmocka_unit_test(test_sig_decode_malformed),
+        cmocka_unit_test(test_sig_roundtrip),     cmocka_unit_test(test_ack_cases),
+        cmocka_unit_test(test_ack_encode),        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_hmac_threads),      cmocka_unit_test(test_hmac_speed),
+    };
+    return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
+}
