@@ -47,12 +47,33 @@ typedef struct {
     bc__waiter_t *w;
 } blocking_msg_t;
 
+typedef struct {
+    bc_msg_t hdr;
+    void (*fn)(bc_coord_t *c, void *arg);
+    void *arg;
+} post_msg_t;
+
 /* A signal write in flight: the JSON is kept until SET NX answers (nil: append to queue). */
-typedef struct send_rec_s {
+typedef struct send_rec_s send_rec_t;
+typedef struct bc__lane_s bc__lane_t;
+struct send_rec_s {
+    send_rec_t *next; /* in its lane's deferred list */
+    bc__lane_t *lane;
     size_t len;
     char to[BC_ID_MAX + 1];
     char json[];
-} send_rec_t;
+};
+
+/* Per-receiver send order (PROTOCOL §2.2): a SET NX that fails turns into an RPUSH one round
+ * trip later, so while a SET NX to a receiver is unanswered, later signals to it wait here, and
+ * while any write to it is unanswered, later ones go straight to the queue, behind it. */
+struct bc__lane_s {
+    bc__lane_t *next;
+    unsigned pending; /* writes submitted and unanswered */
+    bool nx_inflight;
+    send_rec_t *dhead, *dtail;
+    char to[BC_ID_MAX + 1];
+};
 
 enum { TAG_SETNX = 1, TAG_RPUSH = 2 };
 
@@ -81,6 +102,12 @@ void bc__coord_release(bc_coord_t *c)
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     bc_actor_release(c->actor);
+    while (c->lanes) { /* writes never answered (the runtime went first) */
+        bc__lane_t *l = c->lanes;
+        c->lanes = l->next;
+        free(l);
+    }
+    pthread_mutex_destroy(&c->lane_lock);
     free(c->phase);
     free(c);
 }
@@ -152,6 +179,8 @@ static void emit(bc_coord_t *c, bc_coord_event_type_t type, const char *peer, co
 
 /* ---------------------------------------------------------------- sending */
 
+static void submit_rpush(bc_coord_t *c, send_rec_t *rec);
+
 static uint64_t next_stamp(bc_coord_t *c)
 {
     uint64_t now = bc__hub_stamp(c->hub);
@@ -196,17 +225,47 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         return n == -ENOSPC ? -EINVAL : n;
     }
     rec->len = (size_t)n;
+    rec->next = NULL;
     snprintf(rec->to, sizeof rec->to, "%s", to);
-    char key[BC_ID_MAX + 32], chan[BC_ID_MAX + 32];
-    snprintf(key, sizeof key, "blocking:signal:%s", to);
+    char chan[BC_ID_MAX + 32];
     snprintf(chan, sizeof chan, "blocking:notify:%s", to);
-    const char *set[] = {"SET", key, rec->json, "NX", "EX", SIGNAL_TTL};
-    size_t setl[] = {3, strlen(key), rec->len, 2, 2, 5};
     const char *pub[] = {"PUBLISH", chan, rec->json};
     size_t publ[] = {7, strlen(chan), rec->len};
-    /* Same reply actor, same connection: Redis runs the write before the publish. */
-    bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX, BC_REDIS_CLASS_SIGNAL, 6,
-                 set, setl);
+
+    pthread_mutex_lock(&c->lane_lock);
+    bc__lane_t *l = c->lanes;
+    while (l && strcmp(l->to, to) != 0)
+        l = l->next;
+    if (l == NULL) {
+        l = calloc(1, sizeof *l);
+        if (l == NULL)
+            abort();
+        snprintf(l->to, sizeof l->to, "%s", to);
+        l->next = c->lanes;
+        c->lanes = l;
+    }
+    rec->lane = l;
+    if (l->nx_inflight) {
+        if (l->dtail)
+            l->dtail->next = rec;
+        else
+            l->dhead = rec;
+        l->dtail = rec;
+    } else if (l->pending > 0) {
+        l->pending++;
+        submit_rpush(c, rec);
+    } else {
+        char key[BC_ID_MAX + 32];
+        snprintf(key, sizeof key, "blocking:signal:%s", to);
+        const char *set[] = {"SET", key, rec->json, "NX", "EX", SIGNAL_TTL};
+        size_t setl[] = {3, strlen(key), rec->len, 2, 2, 5};
+        l->pending++;
+        l->nx_inflight = true;
+        bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX,
+                     BC_REDIS_CLASS_SIGNAL, 6, set, setl);
+    }
+    pthread_mutex_unlock(&c->lane_lock);
+    /* The hint goes out at once, whatever the durable copy waits for. */
     bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
     if (h->opts.node_markers) {
         char mk[BC_SIGID_MAX + 32];
@@ -222,36 +281,71 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     return 0;
 }
 
+/* Append rec to its receiver's queue. Caller holds c->lane_lock (submission order = queue
+ * order: one reply actor, one connection). */
+static void submit_rpush(bc_coord_t *c, send_rec_t *rec)
+{
+    bc_hub_t *h = c->hub;
+    char key[BC_ID_MAX + 40];
+    snprintf(key, sizeof key, "blocking:signal-queue:%s", rec->to);
+    const char *rp[] = {"RPUSH", key, rec->json};
+    size_t rpl[] = {5, strlen(key), rec->len};
+    const char *ex[] = {"EXPIRE", key, SIGNAL_TTL};
+    bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_RPUSH, BC_REDIS_CLASS_SIGNAL, 3,
+                 rp, rpl);
+    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_SIGNAL, 3, ex, NULL);
+}
+
+/* Coordinator only. */
 static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
 {
     bc_hub_t *h = c->hub;
     send_rec_t *rec = (send_rec_t *)(uintptr_t)(m->tag & ~(uint64_t)3);
     unsigned kind = (unsigned)(m->tag & 3);
-    if (m->status != BC_REDIS_OK || m->reply->type == BC_REPLY_ERROR) {
-        char why[160];
+    bc__lane_t *l = rec->lane;
+    bool failed = m->status != BC_REDIS_OK || m->reply->type == BC_REPLY_ERROR;
+    char why[160] = "";
+    if (failed) {
         snprintf(why, sizeof why, "%s%s%s", bc_redis_status_name(m->status), m->reply ? ": " : "",
                  m->reply && m->reply->str ? m->reply->str : "");
         bc_log(BC_LOG_ERROR, "%s: signal to %s not written (%s)", c->id, rec->to, why);
         /* relaxed: statistics. */
         atomic_fetch_add_explicit(&h->n_send_fail, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->n_redis_errors, 1, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&c->lane_lock);
+    bool keep = false;
+    if (kind == TAG_SETNX) {
+        l->nx_inflight = false;
+        if (!failed && m->reply->type == BC_REPLY_NIL) {
+            submit_rpush(c, rec); /* the slot is occupied: queue it (still pending) */
+            keep = true;
+        } else {
+            l->pending--;
+        }
+        while (l->dhead) { /* the ones that waited go behind it, in order */
+            send_rec_t *d = l->dhead;
+            l->dhead = d->next;
+            d->next = NULL;
+            l->pending++;
+            submit_rpush(c, d);
+        }
+        l->dtail = NULL;
+    } else {
+        l->pending--;
+    }
+    if (l->pending == 0 && l->dhead == NULL && !l->nx_inflight) {
+        bc__lane_t **pp = &c->lanes;
+        while (*pp != l)
+            pp = &(*pp)->next;
+        *pp = l->next;
+        free(l);
+    }
+    pthread_mutex_unlock(&c->lane_lock);
+    if (failed)
         emit(c, BC_EV_SEND_FAILED, rec->to, why, NULL);
+    if (!keep)
         free(rec);
-        return;
-    }
-    if (kind == TAG_SETNX && m->reply->type == BC_REPLY_NIL) {
-        /* The slot is occupied: append to the receiver's queue (PROTOCOL §2.2). */
-        char key[BC_ID_MAX + 40];
-        snprintf(key, sizeof key, "blocking:signal-queue:%s", rec->to);
-        const char *rp[] = {"RPUSH", key, rec->json};
-        size_t rpl[] = {5, strlen(key), rec->len};
-        const char *ex[] = {"EXPIRE", key, SIGNAL_TTL};
-        bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_RPUSH,
-                     BC_REDIS_CLASS_SIGNAL, 3, rp, rpl);
-        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_SIGNAL, 3, ex, NULL);
-        return;
-    }
-    free(rec);
 }
 
 /* ---------------------------------------------------------------- waits */
@@ -626,6 +720,11 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
     case BC__M_ACK_TIMER:
         on_ack_timer(c, (bc_timer_tick_t *)msg);
         break;
+    case BC__M_POST: {
+        post_msg_t *p = (post_msg_t *)msg;
+        p->fn(c, p->arg);
+        break;
+    }
     case BC__M_BLOCKING_WAIT: {
         bc__waiter_t *w = ((blocking_msg_t *)msg)->w;
         int rc =
@@ -677,6 +776,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
     if (c == NULL)
         return -ENOMEM;
     atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->lane_lock, NULL);
     c->hub = h;
     snprintf(c->id, sizeof c->id, "%s", o->id);
     c->id_len = strlen(c->id);
@@ -725,6 +825,16 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
     else
         bc__coord_release(c);
     return 0;
+}
+
+int bc_coord_post(bc_coord_t *c, void (*fn)(bc_coord_t *c, void *arg), void *arg)
+{
+    if (c == NULL || fn == NULL)
+        return -EINVAL;
+    post_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_POST);
+    m->fn = fn;
+    m->arg = arg;
+    return bc_send(c->actor, &m->hdr) == 0 ? 0 : -ESRCH;
 }
 
 int bc_coord_stop(bc_coord_t *c)

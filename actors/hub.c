@@ -34,6 +34,7 @@ void bc_hub_opts_init(bc_hub_opts_t *o)
     o->final_ttl_s = 60;
     o->node_markers = 1;
     o->heartbeats = 1;
+    o->fast_path = 1;
 }
 
 static int parse_env_ms(const char *name, uint32_t dflt, uint32_t max, uint32_t *out, char *err,

@@ -36,7 +36,7 @@ enum {
     BC__M_HB_TIMER,               /* timer -> heartbeat actor */
     BC__M_HB_ADD,                 /* coord -> heartbeat actor */
     BC__M_HB_REMOVE,              /* coord -> heartbeat actor: final write */
-    BC__M_SEND_FAILED,            /* internal */
+    BC__M_POST,                   /* any thread -> coord: run a function */
 };
 
 typedef struct bc__ackwait_s bc__ackwait_t;
@@ -58,8 +58,10 @@ struct bc_coord_s {
     _Atomic uint64_t iteration;
     _Atomic uint64_t last_ts; /* strictly increasing send timestamps */
     _Atomic uint64_t signals_received, signals_sent;
-    _Atomic int state;    /* bc_coord_state_t */
-    _Atomic int stopping; /* bc_coord_stop called */
+    _Atomic int state;         /* bc_coord_state_t */
+    pthread_mutex_t lane_lock; /* lanes: senders (any thread) and the coordinator */
+    struct bc__lane_s *lanes;  /* per-receiver send order */
+    _Atomic int stopping;      /* bc_coord_stop called */
 
     /* coord */
     bool ready;

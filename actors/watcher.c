@@ -73,6 +73,7 @@ typedef struct {
     bc_actor_t *self;
     bc_seen_t *claimed; /* (receiver, messageId) delivered or being delivered */
     bc_seen_t *acks;    /* (acker, sid) verified ACKs */
+    bc_seen_t *durable; /* (receiver, messageId) whose durable copy was consumed */
     expect_t **exp;     /* chained hash of expectations */
     size_t exp_cap, exp_count;
     bc_coord_t *flush_head; /* doorbells to re-read, counted */
@@ -406,6 +407,16 @@ static void durable_value(watcher_t *w, bc_coord_t *c, const char *json, size_t 
     }
     count(&h->n_durable);
     uint64_t key = bc_seen_key(c->id, c->id_len, p->f.message_id, strlen(p->f.message_id));
+    if (!bc_seen_add(w->durable, key, bc_now_ms())) {
+        /* Its durable copy was consumed before: a replayed write. */
+        count(&h->n_replays);
+        bc_log(BC_LOG_WARN, "%s: signal %s dropped: already consumed (replay)", c->id,
+               p->f.message_id);
+        send_event(c, BC_EV_REJECTED, p->f.sender, "replay");
+        bc_sig_fields_clear(&p->f);
+        free(p);
+        return;
+    }
     if (!bc_seen_add(w->claimed, key, bc_now_ms())) {
         bc_sig_fields_clear(&p->f); /* the copy of a signal already delivered */
         free(p);
@@ -450,8 +461,8 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
     }
     bc_sig_fields_t f;
     const char *why = NULL;
-    if (c->send_only)
-        return; /* signals for this id belong to whoever hosts it */
+    if (c->send_only || !h->opts.fast_path)
+        return; /* signals for this id belong to whoever hosts it / durable path only */
     if (bc_sig_decode(h->hmac, json, len, c->id, h->opts.require_signature, &f, &why) != 0)
         return; /* a hint only: the durable copy is judged (and counted) when consumed */
     int64_t age = (int64_t)bc_redis_now_ms(h->redis) - (int64_t)f.timestamp;
@@ -1004,6 +1015,7 @@ static void on_stopped(watcher_t *w)
     free(w->exp);
     bc_seen_destroy(w->claimed);
     bc_seen_destroy(w->acks);
+    bc_seen_destroy(w->durable);
     free(w);
 }
 
@@ -1064,9 +1076,10 @@ bc_actor_t *bc__watcher_spawn(bc_hub_t *h)
     w->h = h;
     w->claimed = bc_seen_create(SEEN_HORIZON_MS);
     w->acks = bc_seen_create(SEEN_HORIZON_MS);
+    w->durable = bc_seen_create(SEEN_HORIZON_MS);
     w->exp_cap = 256;
     w->exp = calloc(w->exp_cap, sizeof *w->exp);
-    if (w->claimed == NULL || w->acks == NULL || w->exp == NULL)
+    if (w->claimed == NULL || w->acks == NULL || w->durable == NULL || w->exp == NULL)
         goto err;
     w->self = bc_spawn(h->rt, behaviour, w);
     if (w->self == NULL)
@@ -1078,6 +1091,7 @@ bc_actor_t *bc__watcher_spawn(bc_hub_t *h)
 err:
     bc_seen_destroy(w->claimed);
     bc_seen_destroy(w->acks);
+    bc_seen_destroy(w->durable);
     free(w->exp);
     free(w);
     return NULL;

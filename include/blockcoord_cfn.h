@@ -64,6 +64,8 @@ typedef struct bc_hub_opts {
     int64_t clock_skew_ms;    /* added to every timestamp written (tests), default 0 */
     int node_markers;         /* 1 (default): also write Node's blocking:idempotency:<id> */
     int heartbeats;           /* 1 (default): heartbeat every coordinator */
+    int fast_path;            /* 1 (default): wake from the publish hint's copy; 0: only from the
+                                 durable slot/queue copy (one more Redis hop; for tests) */
 } bc_hub_opts_t;
 
 /* Defaults above; HEARTBEAT_INTERVAL_MS is read here. */
@@ -246,6 +248,11 @@ void bc_signal_free(bc_signal_t *s);
  * heartbeat reports when the coordinator stops). Any thread. */
 void bc_coord_set_state(bc_coord_t *c, bc_coord_state_t st);
 void bc_coord_set_iteration(bc_coord_t *c, uint64_t iteration); /* any thread */
+
+/* Run fn(c, arg) on the coordinator (as one of its callbacks, so it may call bc_coord_wait and
+ * bc_coord_wait_acks). Any thread. Returns 0, -ESRCH if the coordinator has stopped (fn does
+ * not run), -EINVAL. */
+int bc_coord_post(bc_coord_t *c, void (*fn)(bc_coord_t *c, void *arg), void *arg);
 
 /* Stop the coordinator: a pending wait completes with -ECANCELED, the last heartbeat is
  * written, its channels are released. Returns 0 or -EALREADY. Any thread. */

@@ -1,145 +1,467 @@
 /* test_coord.c - coordinators against a real redis-server: send, wait, ACK waits, concurrent
- * senders, blocking waits for embedders, the poll fallback, reconnects and bad input.
+ * senders, type filters, blocking waits for embedders, the poll fallback, reconnects, replays
+ * across processes and bad input.
  */
 #include "harness.h"
 #include "redis_harness.c"
 
-#include "blockcoord_cfn.h"
-#include "coord_probe.h"
+#include "coord_env.h"
 
-#include <hiredis/hiredis.h>
-#include <pthread.h>
-
-#define SECRET "a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6"
+static void start_wait_acks(bc_coord_t *c, void *arg);
 
 typedef struct {
-    bc_test_redis_t *redis;
-    bc_runtime_t *rt;
-    bc_hub_t *hub;
-} env_t;
+    probe_t *p;
+    char sid[BC_SIGNAL_ID_MAX + 1];
+    const char *ids[8];
+    size_t n;
+    uint32_t timeout_ms;
+} ackreq_t;
 
-static bc_hub_t *hub_on(env_t *e, bc_notify_mode_t mode)
+static void start_wait_acks(bc_coord_t *c, void *arg)
 {
-    bc_hub_opts_t o;
-    bc_hub_opts_init(&o);
-    o.redis_url = bc_test_redis_url(e->redis);
-    o.secret = SECRET;
-    o.notify = mode;
-    o.poll_ms = 100;
-    bc_hub_t *h = NULL;
-    char err[256];
-    int rc = bc_hub_create(e->rt, &o, &h, err, sizeof err);
-    if (rc != 0)
-        fail_msg("bc_hub_create: %s", err);
-    assert_int_equal(bc_hub_wait_ready(h, 10000), 0);
-    return h;
-}
-
-static void env_up(env_t *e, const bc_test_redis_opts_t *ro, bc_notify_mode_t mode)
-{
-    e->redis = bc_test_redis_start(ro);
-    e->rt = bc_test_runtime(2);
-    e->hub = hub_on(e, mode);
-}
-
-static void env_down(env_t *e)
-{
-    bc_hub_destroy(e->hub);
-    bc_runtime_destroy(e->rt);
-    bc_test_redis_free(e->redis);
-}
-
-static long long redis_int(env_t *e, const char *fmt, const char *a)
-{
-    redisReply *r = bc_test_redis_cmd(e->redis, fmt, a);
-    assert_non_null(r);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -999;
-    freeReplyObject(r);
-    return v;
-}
-
-static char *redis_str(env_t *e, const char *fmt, const char *a)
-{
-    redisReply *r = bc_test_redis_cmd(e->redis, fmt, a);
-    assert_non_null(r);
-    char *s = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-    freeReplyObject(r);
-    return s;
+    ackreq_t *q = arg;
+    assert_int_equal(
+        bc_coord_wait_acks(c, q->sid, q->ids, q->n, q->timeout_ms, probe_on_acks, q->p), 0);
 }
 
 /* A sends to B in the same process; B wakes with the payload; A's ACK wait completes; the slot
- * is consumed and both ACK keys exist with their TTLs. */
-static void test_send_wait_ack(void **state)
+ * is consumed, both ACK keys exist with their TTLs, and B got the signal exactly once. */
+static void run_send_wait_ack(int fast)
 {
     env_t e;
+    g_fast_path = fast;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
+    g_fast_path = 1;
     assert_string_equal(bc_hub_notify_mode(e.hub), "keyspace");
     probe_t pa, pb;
-    probe_init(&pa, NULL, 60000);
+    probe_init(&pa, "never", 60000);
     probe_init(&pb, NULL, 60000);
     bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
     bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_non_null(a);
-    assert_non_null(b);
     assert_true(probe_until(&pa, pred_ready, NULL, 10000));
     assert_true(probe_until(&pb, pred_ready, NULL, 10000));
 
-    char sid[BC_SIGNAL_ID_MAX + 1], err[200];
+    ackreq_t q = {&pa, "", {"coord-b"}, 1, 10000};
+    char err[200];
     assert_int_equal(bc_coord_send(a, "coord-b", "validate",
-                                   "{ \"validatorId\": \"v1\", \"confidence\": 0.92 }", sid, err,
+                                   "{ \"validatorId\": \"v1\", \"confidence\": 0.92 }", q.sid, err,
                                    sizeof err),
                      0);
+    assert_int_equal(bc_coord_post(a, start_wait_acks, &q), 0);
     int one = 1;
     assert_true(probe_until(&pb, pred_nsig, &one, 10000));
     assert_string_equal(pb.sig[0].sender, "coord-a");
     assert_string_equal(pb.sig[0].type, "validate");
-    assert_string_equal(pb.sig[0].message_id, sid);
+    assert_string_equal(pb.sig[0].message_id, q.sid);
     assert_string_equal(pb.sig[0].payload, "{\"validatorId\":\"v1\",\"confidence\":0.92}");
     assert_int_equal(pb.sig[0].verified, 1);
-
-    /* The ACK wait is set up from a's own callback via a helper message. */
-    const char *ids[] = {"coord-b"};
-    struct {
-        bc_coord_t *c;
-        const char *sid;
-        const char *const *ids;
-        probe_t *p;
-    } args = {a, sid, ids, &pa};
-    (void)args;
-    /* ACKs of a signal already answered are remembered: this wait completes at once. */
+    assert_true(probe_until(&pa, pred_ack_result, NULL, 10000));
+    assert_int_equal(pa.ack_status, 0);
+    assert_int_equal(pa.ack_n_acked, 1);
+    assert_true(probe_until(&pa, pred_event, "ack_received coord-b", 10000));
     assert_true(probe_until(&pa, pred_event, "ack_verified coord-b", 10000));
     assert_true(probe_until(&pb, pred_event, "ack_sent coord-a", 10000));
 
-    /* Slot consumed, ACK keys present. */
-    assert_int_equal(redis_int(&e, "EXISTS blocking:signal:%s", "coord-b"), 0);
+    assert_int_equal(redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"), 0);
     char key[400];
-    snprintf(key, sizeof key, "blocking:ack:coord-b:%s", sid);
+    snprintf(key, sizeof key, "blocking:ack:coord-b:%s", q.sid);
     long long ttl = redis_int(&e, "TTL %s", key);
     assert_true(ttl > 3500 && ttl <= 3600);
     ttl = redis_int(&e, "TTL %s", "blocking:ack:coord-a");
     assert_true(ttl > 3500 && ttl <= 3600);
     char *slot = redis_str(&e, "GET %s", "blocking:ack:coord-a");
     assert_non_null(slot);
-    assert_non_null(strstr(slot, "\"receiverId\":\"coord-a\""));
+    assert_non_null(strstr(slot, "{\"receiverId\":\"coord-a\",\"timestamp\":"));
     assert_non_null(strstr(slot, "\"coordinatorId\":\"coord-b\""));
     free(slot);
-    /* Exactly one delivery, even though both the publish hint and the slot carried it. */
     bc_test_sleep_ms(200);
     assert_int_equal(pb.nsig, 1);
     bc_hub_stats_t st;
     bc_hub_stats(e.hub, &st);
     assert_int_equal(st.signals_delivered, 1);
     assert_int_equal(st.durable_consumed, 1);
+    assert_int_equal(st.fast_path, fast ? 1 : 0);
+    assert_int_equal(probe_count_events(&pa, "ack_received coord-b"), 1);
 
     bc_coord_release(a);
     bc_coord_release(b);
     env_down(&e);
 }
 
+static void test_send_wait_ack(void **state)
+{
+    run_send_wait_ack(1);
+}
+
+static void test_send_wait_ack_durable_only(void **state)
+{
+    run_send_wait_ack(0);
+}
+
+/* Validators on another hub (another "process") answer one product owner at the same instant,
+ * many rounds: every signal arrives exactly once, in per-sender order. With the fast path off,
+ * this exercises SET NX / RPUSH and the slot+queue drain alone. */
+typedef struct {
+    bc_coord_t *c;
+    pthread_barrier_t *bar;
+    int rounds;
+    int failures;
+} vthread_t;
+
+static void *validator_thread(void *arg)
+{
+    vthread_t *v = arg;
+    char err[200], payload[64];
+    for (int r = 0; r < v->rounds; r++) {
+        pthread_barrier_wait(v->bar);
+        snprintf(payload, sizeof payload, "{\"round\":%d}", r);
+        if (bc_coord_send(v->c, "po-1", "validation", payload, NULL, err, sizeof err) != 0)
+            v->failures++;
+    }
+    return NULL;
+}
+
+static void run_four_validators(int fast)
+{
+    env_t e;
+    g_fast_path = fast;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    bc_hub_t *h2 = hub_on(&e, BC_NOTIFY_AUTO);
+    g_fast_path = 1;
+    probe_t po;
+    probe_init(&po, NULL, 60000);
+    bc_coord_t *poc = probe_spawn(e.hub, "po-1", &po);
+    assert_true(probe_until(&po, pred_ready, NULL, 10000));
+    const int rounds = (int)bc_test_scaled(50, 10);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 4);
+    vthread_t vt[4];
+    pthread_t th[4];
+    probe_t vp[4];
+    for (int i = 0; i < 4; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "v-%d", i + 1);
+        probe_init(&vp[i], "never", 60000);
+        vt[i] = (vthread_t){probe_spawn(h2, id, &vp[i]), &bar, rounds, 0};
+        assert_non_null(vt[i].c);
+        assert_true(probe_until(&vp[i], pred_ready, NULL, 10000));
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, validator_thread, &vt[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    int want = rounds * 4;
+    assert_true(probe_until(&po, pred_nsig, &want, 30000));
+    bc_test_sleep_ms(300);
+    assert_int_equal(po.nsig, want);
+    int next[4] = {0, 0, 0, 0};
+    for (int i = 0; i < po.nsig; i++) {
+        int v = po.sig[i].sender[2] - '1', r = -1;
+        assert_true(v >= 0 && v < 4);
+        assert_int_equal(sscanf(po.sig[i].payload, "{\"round\":%d}", &r), 1);
+        assert_int_equal(r, next[v]); /* exactly once, in order */
+        next[v]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(next[i], rounds);
+        assert_int_equal(vt[i].failures, 0);
+        bc_coord_release(vt[i].c);
+    }
+    assert_int_equal(redis_int(&e, "EXISTS %s", "blocking:signal-queue:po-1"), 0);
+    pthread_barrier_destroy(&bar);
+    bc_coord_release(poc);
+    bc_hub_destroy(h2);
+    env_down(&e);
+}
+
+static void test_four_validators_at_once(void **state)
+{
+    run_four_validators(1);
+}
+
+static void test_four_validators_durable_only(void **state)
+{
+    run_four_validators(0);
+}
+
+/* A wait for one type leaves other types queued for a later wait. */
+static void on_second(bc_coord_t *c, int status, const bc_signal_t *s, void *arg);
+static void on_first(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
+{
+    probe_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    snprintf(p->sig[p->nsig++].type, 33, "%s", status == 0 ? s->type : "error");
+    pthread_mutex_unlock(&p->lock);
+    bc_coord_wait(c, NULL, 10000, on_second, arg);
+}
+static void on_second(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
+{
+    probe_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    snprintf(p->sig[p->nsig++].type, 33, "%s", status == 0 ? s->type : "error");
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+static void start_decide_wait(bc_coord_t *c, void *arg)
+{
+    bc_coord_wait(c, "decide,escalate", 10000, on_first, arg);
+}
+
+static void test_type_filter_keeps_others(void **state)
+{
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    probe_t pa, pb;
+    probe_init(&pa, "never", 60000);
+    probe_init(&pb, NULL, 60000);
+    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "coord-b";
+    o.on_start = start_decide_wait;
+    o.arg = &pb;
+    bc_coord_t *b = NULL;
+    char err[200];
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &b, err, sizeof err), 0);
+    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    bc_test_sleep_ms(200);
+    assert_int_equal(bc_coord_send(a, "coord-b", "validate", NULL, NULL, err, sizeof err), 0);
+    assert_int_equal(bc_coord_send(a, "coord-b", "decide", NULL, NULL, err, sizeof err), 0);
+    int two = 2;
+    assert_true(probe_until(&pb, pred_nsig, &two, 10000));
+    assert_string_equal(pb.sig[0].type, "decide");
+    assert_string_equal(pb.sig[1].type, "validate");
+    /* A second host of the same id in this process is refused. */
+    assert_int_equal(bc_coord_spawn(e.hub, &o, NULL, err, sizeof err), -EEXIST);
+    bc_coord_release(a);
+    bc_coord_release(b);
+    env_down(&e);
+}
+
+/* Embedders: a blocking wait from a plain thread; timeout; refused on a worker. */
+static int g_deadlk;
+static void try_blocking_on_worker(bc_coord_t *c, void *arg)
+{
+    bc_signal_t *s = NULL;
+    g_deadlk = bc_coord_wait_blocking(c, NULL, 10, &s);
+    probe_t *p = arg;
+    pthread_mutex_lock(&p->lock);
+    p->ready = 2;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+static int pred_ready2(probe_t *p, const void *arg)
+{
+    (void)arg;
+    return p->ready == 2;
+}
+
+typedef struct {
+    bc_coord_t *from;
+} sender_arg_t;
+static void *late_sender(void *arg)
+{
+    sender_arg_t *s = arg;
+    char err[200];
+    bc_test_sleep_ms(300);
+    bc_coord_send(s->from, "coord-w", "wake", "{\"n\":1}", NULL, err, sizeof err);
+    return NULL;
+}
+
+static void test_blocking_wait(void **state)
+{
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    probe_t pa;
+    probe_init(&pa, "never", 60000);
+    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "coord-w";
+    bc_coord_t *w = NULL;
+    char err[200];
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &w, err, sizeof err), 0);
+    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    bc_test_sleep_ms(200);
+
+    bc_signal_t *s = NULL;
+    assert_int_equal(bc_coord_wait_blocking(w, NULL, 200, &s), -ETIMEDOUT);
+    pthread_t th;
+    sender_arg_t sa = {a};
+    pthread_create(&th, NULL, late_sender, &sa);
+    assert_int_equal(bc_coord_wait_blocking(w, "wake", 10000, &s), 0);
+    pthread_join(th, NULL);
+    assert_non_null(s);
+    assert_string_equal(s->sender, "coord-a");
+    assert_string_equal(s->payload, "{\"n\":1}");
+    assert_int_equal((int)bc_signal_num(s, "n", -1), 1);
+    bc_signal_free(s);
+
+    assert_int_equal(bc_coord_post(w, try_blocking_on_worker, &pa), 0);
+    assert_true(probe_until(&pa, pred_ready2, NULL, 10000));
+    assert_int_equal(g_deadlk, -EDEADLK);
+    bc_coord_stop(w);
+    assert_int_equal(bc_coord_wait_blocking(w, NULL, 1000, &s), -ECANCELED);
+    bc_coord_release(w);
+    bc_coord_release(a);
+    env_down(&e);
+}
+
+/* Signals written before a coordinator starts are read at start; a replay written after the
+ * coordinator moved to another process (hub) is dropped thanks to the Redis marker. */
+#define EARLY                                                                                      \
+    "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-r\","            \
+    "\"iteration\":1,\"type\":\"completion\",\"messageId\":\"coord-a:coord-r:completion:1:1\"}"
+
+static void test_early_signal_and_replay_across_processes(void **state)
+{
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    redisReply *r = bc_test_redis_cmd(e.redis, "SETEX blocking:signal:coord-r 86400 %s", EARLY);
+    freeReplyObject(r);
+    probe_t p1;
+    probe_init(&p1, NULL, 60000);
+    bc_coord_t *c1 = probe_spawn(e.hub, "coord-r", &p1);
+    int one = 1;
+    assert_true(probe_until(&p1, pred_nsig, &one, 10000));
+    bc_coord_release(c1);
+    bc_hub_destroy(e.hub);
+
+    e.hub = hub_on(&e, BC_NOTIFY_AUTO);
+    probe_t p2;
+    probe_init(&p2, NULL, 60000);
+    bc_coord_t *c2 = probe_spawn(e.hub, "coord-r", &p2);
+    assert_true(probe_until(&p2, pred_ready, NULL, 10000));
+    r = bc_test_redis_cmd(e.redis, "SETEX blocking:signal:coord-r 86400 %s", EARLY);
+    freeReplyObject(r);
+    assert_true(probe_until(&p2, pred_event, "rejected coord-a replay", 10000));
+    assert_int_equal(p2.nsig, 0);
+    bc_coord_release(c2);
+    env_down(&e);
+}
+
+/* Where CONFIG is refused: the poll fallback finds a raw write; native sends still wake. */
+static void test_poll_fallback(void **state)
+{
+    env_t e;
+    bc_test_redis_opts_t ro = {.unix_socket = 1, .disable_config = 1};
+    env_up(&e, &ro, BC_NOTIFY_AUTO);
+    assert_string_equal(bc_hub_notify_mode(e.hub), "poll");
+    assert_non_null(strstr(bc_hub_notify_reason(e.hub), "CONFIG"));
+    probe_t pb, pa;
+    probe_init(&pb, NULL, 60000);
+    probe_init(&pa, "never", 60000);
+    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
+    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
+    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    redisReply *r = bc_test_redis_cmd(
+        e.redis, "SETEX blocking:signal:coord-b 86400 %s",
+        "{\"timestamp\":1760000000000,\"senderId\":\"coord-x\",\"receiverId\":\"coord-b\","
+        "\"type\":\"wake\"}");
+    freeReplyObject(r);
+    int n = 1;
+    assert_true(probe_until(&pb, pred_nsig, &n, 10000));
+    char err[200];
+    ackreq_t q = {&pa, "", {"coord-b"}, 1, 10000};
+    assert_int_equal(bc_coord_send(a, "coord-b", "wake", NULL, q.sid, err, sizeof err), 0);
+    assert_int_equal(bc_coord_post(a, start_wait_acks, &q), 0);
+    n = 2;
+    assert_true(probe_until(&pb, pred_nsig, &n, 10000));
+    assert_true(probe_until(&pa, pred_ack_result, NULL, 10000));
+    assert_int_equal(pa.ack_n_acked, 1);
+    /* The durable copy of the fast-path signal is consumed by the poll, not delivered again. */
+    assert_true(probe_until(&pb, pred_event, "ack_sent coord-a", 10000));
+    for (int i = 0; i < 200 && redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"); i++)
+        bc_test_sleep_ms(10);
+    assert_int_equal(redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"), 0);
+    assert_int_equal(pb.nsig, 2);
+    bc_hub_stats_t st;
+    bc_hub_stats(e.hub, &st);
+    assert_true(st.polls > 0);
+    bc_coord_release(a);
+    bc_coord_release(b);
+    env_down(&e);
+}
+
+/* A signal written while this process is disconnected is read after the reconnect. */
+static void test_reconnect_rereads_slots(void **state)
+{
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    probe_t pb;
+    probe_init(&pb, NULL, 60000);
+    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
+    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_test_redis_kill(e.redis);
+    bc_test_redis_restart(e.redis);
+    /* Written before the hub's reconnect (its first retry is 1 s away): no event reaches it. */
+    redisReply *r = bc_test_redis_cmd(
+        e.redis, "SETEX blocking:signal:coord-b 86400 %s",
+        "{\"timestamp\":1760000000000,\"senderId\":\"coord-x\",\"receiverId\":\"coord-b\","
+        "\"type\":\"wake\"}");
+    assert_non_null(r);
+    freeReplyObject(r);
+    int n = 1;
+    assert_true(probe_until(&pb, pred_nsig, &n, 30000));
+    assert_string_equal(pb.sig[0].sender, "coord-x");
+    bc_hub_stats_t st;
+    bc_hub_stats(e.hub, &st);
+    assert_true(st.resyncs >= 1);
+    /* Keyspace notifications were switched back on after the restart reset them. */
+    char *flags = NULL;
+    for (int i = 0; i < 300; i++) {
+        redisReply *c = bc_test_redis_cmd(e.redis, "CONFIG GET notify-keyspace-events");
+        if (c && c->type == REDIS_REPLY_ARRAY && c->elements == 2 &&
+            strchr(c->element[1]->str, 'K'))
+            flags = strdup(c->element[1]->str);
+        freeReplyObject(c);
+        if (flags)
+            break;
+        bc_test_sleep_ms(20);
+    }
+    assert_non_null(flags);
+    free(flags);
+    bc_coord_release(b);
+    env_down(&e);
+}
+
+/* The secret is required; a bad URL is named. */
+static void test_hub_bad_input(void **state)
+{
+    bc_runtime_t *rt = bc_test_runtime(1);
+    bc_hub_opts_t o;
+    bc_hub_opts_init(&o);
+    char err[300] = "";
+    bc_hub_t *h = NULL;
+    unsetenv("BLOCKING_COORDINATION_SECRET");
+    assert_int_equal(bc_hub_create(rt, &o, &h, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "BLOCKING_COORDINATION_SECRET"));
+    o.secret = SECRET;
+    o.redis_url = "redis://host:99999";
+    assert_int_equal(bc_hub_create(rt, &o, &h, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "99999"));
+    setenv("HEARTBEAT_INTERVAL_MS", "5s", 1);
+    o.redis_url = NULL;
+    assert_int_equal(bc_hub_create(rt, &o, &h, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "HEARTBEAT_INTERVAL_MS"));
+    unsetenv("HEARTBEAT_INTERVAL_MS");
+    bc_runtime_destroy(rt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_send_wait_ack),
+        cmocka_unit_test(test_send_wait_ack_durable_only),
+        cmocka_unit_test(test_four_validators_at_once),
+        cmocka_unit_test(test_four_validators_durable_only),
+        cmocka_unit_test(test_type_filter_keeps_others),
+        cmocka_unit_test(test_blocking_wait),
+        cmocka_unit_test(test_early_signal_and_replay_across_processes),
+        cmocka_unit_test(test_poll_fallback),
+        cmocka_unit_test(test_reconnect_rereads_slots),
+        cmocka_unit_test(test_hub_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
