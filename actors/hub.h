@@ -83,12 +83,13 @@ struct bc_coord_s {
 
     /* watcher */
     bool w_registered;
-    bool w_draining;          /* a GETDEL/LPOP round is in flight */
-    bool w_redrain;           /* another event came meanwhile */
-    bool w_flush;             /* queued for the deferred flush */
-    uint32_t w_doorbells;     /* ACK-slot events not yet matched by a publish */
-    bc_coord_t *w_flush_next; /* the deferred-flush list */
-    bc_msg_t *w_parked;       /* the slot half of a drain, until the queue half arrives */
+    bool w_draining;             /* a GETDEL/LPOP round is in flight */
+    bool w_redrain;              /* another event came meanwhile */
+    bool w_flush;                /* queued for the deferred flush */
+    uint32_t w_doorbells;        /* ACK-slot events not yet matched by a publish */
+    bc_coord_t *w_flush_next;    /* the deferred-flush list */
+    bc_msg_t *w_parked;          /* the slot half of a drain, until the queue half arrives */
+    void *w_dq_head, *w_dq_tail; /* deliveries in arrival order (watcher.c pending_t) */
 };
 
 /* A signal handed to a coordinator; strings live in data[]. */

@@ -58,10 +58,17 @@ typedef struct {
     char sid[BC_SIGID_MAX + 1];
 } ack_get_t;
 
-typedef struct {
+/* A signal on its way to a coordinator. Deliveries to one coordinator leave in arrival order:
+ * one whose consumed-marker check is still out holds back those behind it. */
+typedef struct pending_s pending_t;
+struct pending_s {
+    pending_t *next;
     bc_coord_t *coord; /* counted */
     bc_sig_fields_t f;
-} pending_t;
+    int state; /* P_WAIT (marker check out), P_READY, P_DROP */
+    bool fast;
+};
+enum { P_WAIT = 0, P_READY, P_DROP };
 
 typedef struct {
     size_t n;
@@ -256,6 +263,18 @@ static void ack_value(watcher_t *w, bc_coord_t *to, const char *acker, const cha
     if (to) {
         send_event(to, BC_EV_ACK_RECEIVED, acker, sid);
         send_event(to, BC_EV_ACK_VERIFIED, acker, sid);
+    } else { /* read from its key for a waiter: the waiters are the ones it is for */
+        for (expect_t *e = w->exp[exp_slot(w, key)]; e; e = e->next) {
+            if (!exp_match(e, key, acker, sid))
+                continue;
+            bool dup = false;
+            for (expect_t *f = w->exp[exp_slot(w, key)]; f != e; f = f->next)
+                dup |= exp_match(f, key, acker, sid) && f->coord == e->coord;
+            if (!dup) {
+                send_event(e->coord, BC_EV_ACK_RECEIVED, acker, sid);
+                send_event(e->coord, BC_EV_ACK_VERIFIED, acker, sid);
+            }
+        }
     }
     ack_resolved(w, acker, sid);
 }
@@ -319,6 +338,8 @@ static bool write_acks(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f)
 }
 
 static void requeue(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f);
+static void enqueue(bc_coord_t *c, pending_t *p);
+static void flush_deliveries(watcher_t *w, bc_coord_t *c);
 
 /* Accepted and claimed: ACK it, then wake the coordinator. */
 static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
@@ -423,10 +444,38 @@ static void durable_value(watcher_t *w, bc_coord_t *c, const char *json, size_t 
         return;
     }
     p->coord = bc__coord_retain(c);
+    p->state = P_WAIT;
+    enqueue(c, p);
     char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
     snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, p->f.message_id);
     const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
     cmd(w, TAG(T_MARKER, p), BC_REDIS_CLASS_SIGNAL, 6, argv, NULL);
+}
+
+static void enqueue(bc_coord_t *c, pending_t *p)
+{
+    p->next = NULL;
+    if (c->w_dq_tail)
+        ((pending_t *)c->w_dq_tail)->next = p;
+    else
+        c->w_dq_head = p;
+    c->w_dq_tail = p;
+}
+
+/* Deliver from the head of c's queue while nothing ahead waits for Redis. */
+static void flush_deliveries(watcher_t *w, bc_coord_t *c)
+{
+    pending_t *p;
+    while ((p = c->w_dq_head) != NULL && p->state != P_WAIT) {
+        c->w_dq_head = p->next;
+        if (c->w_dq_head == NULL)
+            c->w_dq_tail = NULL;
+        if (p->state == P_READY)
+            deliver(w, c, &p->f, p->fast);
+        bc_sig_fields_clear(&p->f);
+        bc__coord_release(p->coord);
+        free(p);
+    }
 }
 
 static void on_marker(watcher_t *w, pending_t *p, const bc_redis_reply_msg_t *m)
@@ -437,14 +486,13 @@ static void on_marker(watcher_t *w, pending_t *p, const bc_redis_reply_msg_t *m)
         bc_log(BC_LOG_WARN, "%s: signal %s dropped: already consumed (replay)", p->coord->id,
                p->f.message_id);
         send_event(p->coord, BC_EV_REJECTED, p->f.sender, "replay");
+        p->state = P_DROP;
     } else {
         if (m->status != BC_REDIS_OK || m->reply->type == BC_REPLY_ERROR)
             count(&h->n_redis_errors); /* consumed already: deliver rather than lose it */
-        deliver(w, p->coord, &p->f, false);
+        p->state = P_READY;
     }
-    bc_sig_fields_clear(&p->f);
-    bc__coord_release(p->coord);
-    free(p);
+    flush_deliveries(w, p->coord);
 }
 
 /* A publish hint on blocking:notify:<id>: a signal or an ACK, carried whole. */
@@ -471,14 +519,23 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
         return;
     }
     uint64_t key = bc_seen_key(c->id, c->id_len, f.message_id, strlen(f.message_id));
-    if (bc_seen_add(w->claimed, key, bc_now_ms())) {
-        char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
-        snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, f.message_id);
-        const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
-        cmd(w, 0, BC_REDIS_CLASS_SIGNAL, 6, argv, NULL);
-        deliver(w, c, &f, true);
+    if (!bc_seen_add(w->claimed, key, bc_now_ms())) {
+        bc_sig_fields_clear(&f);
+        return;
     }
-    bc_sig_fields_clear(&f);
+    char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
+    snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, f.message_id);
+    const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
+    cmd(w, 0, BC_REDIS_CLASS_SIGNAL, 6, argv, NULL);
+    pending_t *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        abort();
+    p->f = f; /* moves the payload */
+    p->coord = bc__coord_retain(c);
+    p->state = P_READY;
+    p->fast = true;
+    enqueue(c, p);
+    flush_deliveries(w, c);
 }
 
 /* ---------------------------------------------------------------- draining */
