@@ -57,7 +57,8 @@ typedef struct {
 typedef struct send_rec_s send_rec_t;
 typedef struct bc__lane_s bc__lane_t;
 struct send_rec_s {
-    send_rec_t *next; /* in its lane's deferred list */
+    send_rec_t *next;          /* in its lane's deferred list */
+    send_rec_t *lnext, *lprev; /* in c->live while a write is submitted */
     bc__lane_t *lane;
     size_t len;
     char to[BC_ID_MAX + 1];
@@ -102,9 +103,19 @@ void bc__coord_release(bc_coord_t *c)
     if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     bc_actor_release(c->actor);
-    while (c->lanes) { /* writes never answered (the runtime went first) */
+    while (c->live) { /* writes never answered: the coordinator stopped first */
+        send_rec_t *r = c->live;
+        c->live = r->lnext;
+        free(r);
+    }
+    while (c->lanes) {
         bc__lane_t *l = c->lanes;
         c->lanes = l->next;
+        while (l->dhead) {
+            send_rec_t *d = l->dhead;
+            l->dhead = d->next;
+            free(d);
+        }
         free(l);
     }
     pthread_mutex_destroy(&c->lane_lock);
@@ -181,6 +192,27 @@ static void emit(bc_coord_t *c, bc_coord_event_type_t type, const char *peer, co
 
 static void submit_rpush(bc_coord_t *c, send_rec_t *rec);
 
+/* Caller holds c->lane_lock. Records on c->live are freed with the coordinator if their
+ * answer never comes (the coordinator stopped first). */
+static void live_add(bc_coord_t *c, send_rec_t *rec)
+{
+    rec->lprev = NULL;
+    rec->lnext = c->live;
+    if (c->live)
+        ((send_rec_t *)c->live)->lprev = rec;
+    c->live = rec;
+}
+
+static void live_del(bc_coord_t *c, send_rec_t *rec)
+{
+    if (rec->lprev)
+        rec->lprev->lnext = rec->lnext;
+    else
+        c->live = rec->lnext;
+    if (rec->lnext)
+        rec->lnext->lprev = rec->lprev;
+}
+
 static uint64_t next_stamp(bc_coord_t *c)
 {
     uint64_t now = bc__hub_stamp(c->hub);
@@ -253,6 +285,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         l->dtail = rec;
     } else if (l->pending > 0) {
         l->pending++;
+        live_add(c, rec);
         submit_rpush(c, rec);
     } else {
         char key[BC_ID_MAX + 32];
@@ -261,6 +294,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         size_t setl[] = {3, strlen(key), rec->len, 2, 2, 5};
         l->pending++;
         l->nx_inflight = true;
+        live_add(c, rec);
         bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX,
                      BC_REDIS_CLASS_SIGNAL, 6, set, setl);
     }
@@ -328,12 +362,15 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
             l->dhead = d->next;
             d->next = NULL;
             l->pending++;
+            live_add(c, d);
             submit_rpush(c, d);
         }
         l->dtail = NULL;
     } else {
         l->pending--;
     }
+    if (!keep)
+        live_del(c, rec);
     if (l->pending == 0 && l->dhead == NULL && !l->nx_inflight) {
         bc__lane_t **pp = &c->lanes;
         while (*pp != l)

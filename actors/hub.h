@@ -61,6 +61,7 @@ struct bc_coord_s {
     _Atomic int state;         /* bc_coord_state_t */
     pthread_mutex_t lane_lock; /* lanes: senders (any thread) and the coordinator */
     struct bc__lane_s *lanes;  /* per-receiver send order */
+    void *live;                /* coord.c send records awaiting an answer */
     _Atomic int stopping;      /* bc_coord_stop called */
 
     /* coord */
