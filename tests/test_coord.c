@@ -426,6 +426,49 @@ static void test_reconnect_rereads_slots(void **state)
     env_down(&e);
 }
 
+/* Keyspace notifications are added to the server's flags, never replacing them. */
+static void test_notify_flags_kept(void **state)
+{
+    env_t e;
+    bc_test_redis_opts_t ro = {.unix_socket = 1, .extra_args = "--notify-keyspace-events Ex"};
+    env_up(&e, &ro, BC_NOTIFY_AUTO);
+    assert_string_equal(bc_hub_notify_mode(e.hub), "keyspace");
+    redisReply *r = bc_test_redis_cmd(e.redis, "CONFIG GET notify-keyspace-events");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 2);
+    const char *f = r->element[1]->str;
+    for (const char *c = "ExK$l"; *c; c++)
+        assert_non_null(strchr(f, *c));
+    freeReplyObject(r);
+    env_down(&e);
+}
+
+/* An ACK wait on two coordinators where one answers: the result says who. */
+static void test_ack_wait_partial(void **state)
+{
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    probe_t pa, pb;
+    probe_init(&pa, "never", 60000);
+    probe_init(&pb, NULL, 60000);
+    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
+    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
+    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    ackreq_t q = {&pa, "", {"coord-gone", "coord-b"}, 2, 800};
+    char err[200];
+    assert_int_equal(bc_coord_send(a, "coord-b", "checkpoint", NULL, q.sid, err, sizeof err), 0);
+    assert_int_equal(bc_coord_post(a, start_wait_acks, &q), 0);
+    assert_true(probe_until(&pa, pred_ack_result, NULL, 10000));
+    assert_int_equal(pa.ack_status, -ETIMEDOUT);
+    assert_int_equal(pa.ack_n_acked, 1);
+    assert_int_equal(pa.ack_acked[0], 0);
+    assert_int_equal(pa.ack_acked[1], 1);
+    bc_coord_release(a);
+    bc_coord_release(b);
+    env_down(&e);
+}
+
 /* The secret is required; a bad URL is named. */
 static void test_hub_bad_input(void **state)
 {
@@ -462,6 +505,8 @@ int main(void)
         cmocka_unit_test(test_poll_fallback),
         cmocka_unit_test(test_reconnect_rereads_slots),
         cmocka_unit_test(test_hub_bad_input),
+        cmocka_unit_test(test_notify_flags_kept),
+        cmocka_unit_test(test_ack_wait_partial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
