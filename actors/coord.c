@@ -298,9 +298,10 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX,
                      BC_REDIS_CLASS_SIGNAL, 6, set, setl);
     }
-    pthread_mutex_unlock(&c->lane_lock);
-    /* The hint goes out at once, whatever the durable copy waits for. */
+    /* The hint goes out at once, whatever the durable copy waits for. Still under the lock:
+     * once it is released, the answer to the write may free rec. */
     bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
+    pthread_mutex_unlock(&c->lane_lock);
     if (h->opts.node_markers) {
         char mk[BC_SIGID_MAX + 32];
         snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);

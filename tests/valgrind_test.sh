@@ -18,7 +18,7 @@ run() {
         "$@"
 }
 rc=0
-run "$build/blockcoord" demo --actors 2000 --tokens 20 --hops 500 --workers 2 >/dev/null || rc=1
+run "$build/blockcoord" ring --actors 2000 --tokens 20 --hops 500 --workers 2 >/dev/null || rc=1
 run "$build/tests/test_actor" >/dev/null || rc=1
 [ $rc -eq 0 ] && echo "valgrind_test: clean" || echo "valgrind_test: valgrind reported errors or leaks"
 exit $rc

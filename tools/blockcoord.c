@@ -8,8 +8,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Coordinator subcommands (tools/cmd_signal.c, cmd_host.c, cmd_verify.c). */
+int bc_cli_signal(int argc, char **argv);
+int bc_cli_host(int argc, char **argv);
+int bc_cli_verify_setup(int argc, char **argv);
+
+int bc_cli_ring(int argc, char **argv); /* cmd_demo.c */
+
 static const bc_cli_cmd_t commands[] = {
-    {"demo", "run the runtime demo: many actors passing tokens in a ring", bc_cli_demo},
+    {"demo", "the CFN Loop at scale: product owners and validators coordinating via Redis",
+     bc_cli_demo},
+    {"ring", "runtime demo without Redis: many actors passing tokens in a ring", bc_cli_ring},
+    {"signal", "send one signed signal to a coordinator, optionally wait for its ACK",
+     bc_cli_signal},
+    {"host", "host N coordinators in this process until SIGINT/SIGTERM", bc_cli_host},
+    {"verify-setup", "check Redis, the shared secret, notifications and the clock",
+     bc_cli_verify_setup},
 };
 
 static void usage(FILE *f)
