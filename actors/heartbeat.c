@@ -19,6 +19,7 @@ typedef struct {
     bc_actor_t *self;
     bc_coord_t **all; /* counted */
     size_t n, cap, cursor;
+    unsigned tick; /* 0..SLICES-1 within the interval */
     bc_timer_t *timer;
 } hb_t;
 
@@ -140,16 +141,27 @@ static void remove_coord(hb_t *b, bc_coord_t *c)
     write_hb(b, c, true);
 }
 
+/* Tick t of the interval writes coordinators [n*t/S, n*(t+1)/S) of the rotation, so each one is
+ * written exactly once per interval whatever n is. */
 static void on_tick(hb_t *b)
 {
+    unsigned t = b->tick;
+    b->tick = (b->tick + 1) % SLICES;
     if (b->n == 0)
         return;
-    size_t per = (b->n + SLICES - 1) / SLICES;
+    size_t per = b->n * (t + 1) / SLICES - b->n * t / SLICES;
     for (size_t k = 0; k < per && b->n; k++) {
         if (b->cursor >= b->n)
             b->cursor = 0;
         write_hb(b, b->all[b->cursor++], false);
     }
+}
+
+/* (Re)connected: heartbeats are fail-fast while Redis is away, so write everyone's now. */
+static void on_up(hb_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        write_hb(b, b->all[i], false);
 }
 
 static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
@@ -169,6 +181,9 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
     case BC__M_HB_TIMER:
         on_tick(b);
         break;
+    case BC_MSG_REDIS_UP:
+        on_up(b);
+        break;
     case BC_MSG_REDIS_REPLY: {
         bc_redis_reply_msg_t *m = (bc_redis_reply_msg_t *)msg;
         if (m->status != BC_REDIS_OK || bc_reply_is_error(m->reply))
@@ -179,6 +194,7 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
         break;
     }
     case BC_MSG_STOPPED:
+        bc_redis_unwatch(b->h->redis, b->self);
         if (b->timer)
             bc_timer_cancel(b->timer);
         for (size_t i = 0; i < b->n; i++)
@@ -204,7 +220,9 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
     }
     h->heartbeat_state = b;
     uint64_t tick = h->opts.heartbeat_ms / SLICES;
-    if (h->opts.heartbeats)
+    if (h->opts.heartbeats) {
         bc_timer_start(b->self, BC__M_HB_TIMER, tick ? tick : 1, tick ? tick : 1, &b->timer);
+        bc_redis_watch(h->redis, b->self);
+    }
     return b->self;
 }

@@ -341,13 +341,25 @@ void bc_hub_destroy(bc_hub_t *h)
         if (h->table[i] && h->table[i] != BC__TOMBSTONE)
             all[n++] = bc__coord_retain(h->table[i]);
     pthread_mutex_unlock(&h->lock);
+    /* Let signals already sent reach Redis first (a SET NX that finds the slot taken still has
+     * its RPUSH to make): up to 2 s. */
+    uint64_t deadline = bc_now_ms() + 2000;
+    struct timespec pause = {0, 2000000};
+    for (size_t i = 0; i < n; i++)
+        while (bc_now_ms() < deadline) {
+            pthread_mutex_lock(&all[i]->lane_lock);
+            bool idle = all[i]->lanes == NULL;
+            pthread_mutex_unlock(&all[i]->lane_lock);
+            if (idle)
+                break;
+            nanosleep(&pause, NULL);
+        }
     for (size_t i = 0; i < n; i++) {
         bc_coord_stop(all[i]);
         bc__coord_release(all[i]);
     }
     free(all);
-    uint64_t deadline = bc_now_ms() + 2000;
-    struct timespec pause = {0, 2000000};
+    deadline = bc_now_ms() + 2000;
     for (;;) {
         pthread_mutex_lock(&h->lock);
         size_t left = h->count;

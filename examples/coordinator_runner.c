@@ -37,6 +37,7 @@
 
 #define DEFAULT_TIMEOUT_MS 600000u
 #define DEFAULT_HEARTBEAT_MS 5000u
+#define READY_GRACE_MS 3000
 
 typedef struct {
     const char *id;
@@ -462,6 +463,11 @@ int main(int argc, char **argv)
     R.heartbeat_ms = ho.heartbeat_ms ? ho.heartbeat_ms : heartbeat_interval();
     if (R.opt.enable_metrics)
         say("Metrics: not served by this build yet");
+
+    /* A heartbeat submitted before Redis is connected fails fast and is dropped: give the
+     * connection a moment so the coordinator's first heartbeat lands. If Redis is down the
+     * hub keeps retrying and the coordinator starts once it is back. */
+    bc_hub_wait_ready(hub, READY_GRACE_MS);
 
     bc_coord_opts_t co;
     bc_coord_opts_init(&co);

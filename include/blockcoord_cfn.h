@@ -58,7 +58,7 @@ typedef struct bc_hub_opts {
     int require_signature;    /* 1: reject unsigned signals too (default 0, PROTOCOL §2.1) */
     bc_notify_mode_t notify;  /* default BC_NOTIFY_AUTO */
     uint32_t poll_ms;         /* fallback poll interval, default 500 */
-    uint32_t heartbeat_ms;    /* default 5000, or HEARTBEAT_INTERVAL_MS */
+    uint32_t heartbeat_ms;    /* 0 (default): HEARTBEAT_INTERVAL_MS, else 5000 */
     uint32_t heartbeat_ttl_s; /* default 90 */
     uint32_t final_ttl_s;     /* TTL of the last heartbeat of a finished coordinator, 60 */
     int64_t clock_skew_ms;    /* added to every timestamp written (tests), default 0 */
@@ -68,7 +68,8 @@ typedef struct bc_hub_opts {
                                  durable slot/queue copy (one more Redis hop; for tests) */
 } bc_hub_opts_t;
 
-/* Defaults above; HEARTBEAT_INTERVAL_MS is read here. */
+/* Defaults above. heartbeat_ms stays 0 here, meaning "HEARTBEAT_INTERVAL_MS, else 5000",
+ * resolved (and validated) by bc_hub_create. */
 void bc_hub_opts_init(bc_hub_opts_t *o);
 
 /* Start a hub on rt: parse the Redis settings, load the secret, spawn the watcher and the

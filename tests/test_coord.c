@@ -469,6 +469,68 @@ static void test_ack_wait_partial(void **state)
     env_down(&e);
 }
 
+/* Heartbeats: the §4.1 members, once per interval, in the registry; a stopped coordinator
+ * leaves its last heartbeat (state, short TTL) and leaves the registry. */
+static void test_heartbeats(void **state)
+{
+    env_t e;
+    e.redis = bc_test_redis_start(NULL);
+    e.rt = bc_test_runtime(2);
+    bc_hub_opts_t o;
+    bc_hub_opts_init(&o);
+    o.redis_url = bc_test_redis_url(e.redis);
+    o.secret = SECRET;
+    o.heartbeat_ms = 200;
+    char err[256];
+    assert_int_equal(bc_hub_create(e.rt, &o, &e.hub, err, sizeof err), 0);
+    probe_t p;
+    probe_init(&p, NULL, 60000);
+    bc_coord_opts_t co;
+    bc_coord_opts_init(&co);
+    co.id = "coord-h";
+    co.swarm_id = "swarm-1";
+    co.phase = "loop \"2\"";
+    co.on_start = probe_on_start;
+    co.arg = &p;
+    bc_coord_t *c = NULL;
+    assert_int_equal(bc_coord_spawn(e.hub, &co, &c, err, sizeof err), 0); /* before Redis is up */
+    assert_true(probe_until(&p, pred_ready, NULL, 10000));
+    bc_test_sleep_ms(1000);
+    char *v = redis_str(&e, "GET %s", "blocking:heartbeat:coord-h");
+    assert_non_null(v);
+    unsigned long long ts, last, seq;
+    assert_int_equal(
+        sscanf(v,
+               "{\"coordinatorId\":\"coord-h\",\"timestamp\":%llu,\"lastHeartbeat\":%llu,"
+               "\"sequence\":%llu,",
+               &ts, &last, &seq),
+        3);
+    assert_true(ts == last);
+    assert_true(seq >= 3 && seq <= 9); /* ~5 in 1 s at 200 ms, never one per tick */
+    assert_non_null(strstr(v, "\"status\":\"alive\",\"state\":\"waiting\""));
+    assert_non_null(strstr(v, "\"swarmId\":\"swarm-1\",\"phase\":\"loop \\\"2\\\"\"}"));
+    free(v);
+    long long ttl = redis_int(&e, "TTL %s", "blocking:heartbeat:coord-h");
+    assert_true(ttl > 80 && ttl <= 90);
+    char *score = redis_str(&e, "ZSCORE blocking:registry %s", "coord-h");
+    assert_non_null(score);
+    free(score);
+    bc_coord_set_state(c, BC_STATE_COMPLETED);
+    bc_coord_stop(c);
+    bc_coord_release(c);
+    bc_hub_destroy(e.hub);
+    v = redis_str(&e, "GET %s", "blocking:heartbeat:coord-h");
+    assert_non_null(v);
+    assert_non_null(strstr(v, "\"state\":\"completed\""));
+    free(v);
+    ttl = redis_int(&e, "TTL %s", "blocking:heartbeat:coord-h");
+    assert_true(ttl > 0 && ttl <= 60);
+    char *z = redis_str(&e, "ZSCORE blocking:registry %s", "coord-h");
+    assert_null(z);
+    bc_runtime_destroy(e.rt);
+    bc_test_redis_free(e.redis);
+}
+
 /* The secret is required; a bad URL is named. */
 static void test_hub_bad_input(void **state)
 {
@@ -507,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_hub_bad_input),
         cmocka_unit_test(test_notify_flags_kept),
         cmocka_unit_test(test_ack_wait_partial),
+        cmocka_unit_test(test_heartbeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,10 @@ int bc_cli_host(int argc, char **argv)
         bc_runtime_destroy(rt);
         return 2;
     }
+    /* Heartbeats submitted before Redis is connected fail fast and are dropped: let the
+     * connection come up first (bounded: if Redis is down the hub keeps retrying and the
+     * coordinators start once it is back). */
+    bc_hub_wait_ready(hub, 3000);
     host_t h;
     h.timeout_ms = (uint32_t)timeout;
     atomic_init(&h.ready, 0);

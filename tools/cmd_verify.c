@@ -196,6 +196,16 @@ static void check_secret(verify_t *v)
     ok("BLOCKING_COORDINATION_SECRET set (%zu bytes)", n);
 }
 
+#define FALLBACK "coordinators fall back to publish hints and a 500 ms poll"
+
+static char *trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
 static int covers(const char *flags)
 {
     int k = strchr(flags, 'K') != NULL, a = strchr(flags, 'A') != NULL;
@@ -205,17 +215,16 @@ static int covers(const char *flags)
 
 static void check_keyspace(redisContext *ctx)
 {
-    static const char *note =
-        "coordinators fall back to publish hints and a 500 ms poll (signals written by "
-        "redis-cli or Node wake a waiter within 500 ms instead of at once)";
+    static const char *note = "signals written by redis-cli or Node then wake a waiter within "
+                              "500 ms instead of at once (informational, not a failure)";
     char e[256];
     redisReply *r = cmd(ctx, e, sizeof e, "CONFIG GET notify-keyspace-events");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_STRING) {
         if (r)
             freeReplyObject(r);
-        warn(note, "Keyspace notifications unavailable (CONFIG refused: %s)",
-             r ? "unexpected reply" : e);
+        warn(note, "Keyspace notifications unavailable (CONFIG refused: %s): %s",
+             r ? "unexpected reply" : trim(e), FALLBACK);
         return;
     }
     char cur[64];
@@ -232,7 +241,8 @@ static void check_keyspace(redisContext *ctx)
              strchr(cur, 'l') || strchr(cur, 'A') ? "" : "l");
     r = cmd(ctx, e, sizeof e, "CONFIG SET notify-keyspace-events %s", want);
     if (r == NULL) {
-        warn(note, "Keyspace notifications unavailable (CONFIG refused: %s)", e);
+        warn(note, "Keyspace notifications unavailable (CONFIG refused: %s): %s", trim(e),
+             FALLBACK);
         return;
     }
     freeReplyObject(r);
