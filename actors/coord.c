@@ -16,12 +16,17 @@
 
 #define DEFAULT_WAIT_MS (30u * 60u * 1000u)
 #define DEFAULT_ACK_WAIT_MS 30000u
+/* A native acker's ACK comes back on our publish channel, usually well under a millisecond;
+ * only a wait still open after this long subscribes to the per-signal keys and reads them. */
+#define ACK_LATE_MS 20u
 #define SIGNAL_TTL "86400"
 
 struct bc__ackwait_s {
     bc__ackwait_t *next;
     uint64_t id;
     bc_timer_t *timer;
+    bc_timer_t *late; /* until it fires, the wait is not registered with the watcher */
+    bool registered;
     bc_coord_acks_fn fn;
     void *arg;
     uint64_t start_ns;
@@ -70,6 +75,7 @@ struct send_rec_s {
  * while any write to it is unanswered, later ones go straight to the queue, behind it. */
 struct bc__lane_s {
     bc__lane_t *next;
+    uint64_t last_ts; /* the last stamp given to a signal to this receiver */
     unsigned pending; /* writes submitted and unanswered */
     bool nx_inflight;
     send_rec_t *dhead, *dtail;
@@ -213,17 +219,45 @@ static void live_del(bc_coord_t *c, send_rec_t *rec)
         rec->lnext->lprev = rec->lprev;
 }
 
-static uint64_t next_stamp(bc_coord_t *c)
+static bool lane_idle(const bc__lane_t *l, uint64_t now)
 {
-    uint64_t now = bc__hub_stamp(c->hub);
-    /* relaxed: the CAS only has to make stamps unique and increasing per coordinator. */
-    uint64_t last = atomic_load_explicit(&c->last_ts, memory_order_relaxed);
-    for (;;) {
-        uint64_t ts = now > last ? now : last + 1;
-        if (atomic_compare_exchange_weak_explicit(&c->last_ts, &last, ts, memory_order_relaxed,
-                                                  memory_order_relaxed))
-            return ts;
+    /* Kept while its last stamp is not in the past: a new lane would start at `now`. */
+    return l->pending == 0 && !l->nx_inflight && l->dhead == NULL && l->last_ts < now;
+}
+
+bool bc__coord_sends_done(bc_coord_t *c)
+{
+    pthread_mutex_lock(&c->lane_lock);
+    bool done = true;
+    for (bc__lane_t *l = c->lanes; l && done; l = l->next)
+        done = l->pending == 0 && !l->nx_inflight && l->dhead == NULL;
+    pthread_mutex_unlock(&c->lane_lock);
+    return done;
+}
+
+/* The lane of receiver `to`, created if needed; idle lanes passed on the way are freed.
+ * Caller holds c->lane_lock. */
+static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
+{
+    bc__lane_t **pp = &c->lanes;
+    while (*pp) {
+        bc__lane_t *l = *pp;
+        if (strcmp(l->to, to) == 0)
+            return l;
+        if (lane_idle(l, now)) {
+            *pp = l->next;
+            free(l);
+            continue;
+        }
+        pp = &l->next;
     }
+    bc__lane_t *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        abort();
+    snprintf(l->to, sizeof l->to, "%s", to);
+    l->next = c->lanes;
+    c->lanes = l;
+    return l;
 }
 
 int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *payload_json,
@@ -250,12 +284,28 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     char mid[BC_SIGID_MAX + 1];
     /* relaxed: an independent counter. */
     uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
-    int n = bc_sig_encode(h->hmac, next_stamp(c), c->id, to, it, type, payload_json, rec->json, cap,
-                          mid, err, errlen);
+    uint64_t now = bc__hub_stamp(h);
+
+    pthread_mutex_lock(&c->lane_lock);
+    bc__lane_t *l = lane_get(c, to, now);
+    /* Stamps strictly increase per receiver, so messageIds never repeat; they run ahead of
+     * the clock only for more than one signal per millisecond to one receiver. */
+    uint64_t ts = now > l->last_ts ? now : l->last_ts + 1;
+    int n = bc_sig_encode(h->hmac, ts, c->id, to, it, type, payload_json, rec->json, cap, mid, err,
+                          errlen);
     if (n < 0) {
+        if (lane_idle(l, now + 1) && l->last_ts == 0) { /* just created for nothing */
+            bc__lane_t **pp = &c->lanes;
+            while (*pp != l)
+                pp = &(*pp)->next;
+            *pp = l->next;
+            free(l);
+        }
+        pthread_mutex_unlock(&c->lane_lock);
         free(rec);
         return n == -ENOSPC ? -EINVAL : n;
     }
+    l->last_ts = ts;
     rec->len = (size_t)n;
     rec->next = NULL;
     snprintf(rec->to, sizeof rec->to, "%s", to);
@@ -263,19 +313,6 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     snprintf(chan, sizeof chan, "blocking:notify:%s", to);
     const char *pub[] = {"PUBLISH", chan, rec->json};
     size_t publ[] = {7, strlen(chan), rec->len};
-
-    pthread_mutex_lock(&c->lane_lock);
-    bc__lane_t *l = c->lanes;
-    while (l && strcmp(l->to, to) != 0)
-        l = l->next;
-    if (l == NULL) {
-        l = calloc(1, sizeof *l);
-        if (l == NULL)
-            abort();
-        snprintf(l->to, sizeof l->to, "%s", to);
-        l->next = c->lanes;
-        c->lanes = l;
-    }
     rec->lane = l;
     if (l->nx_inflight) {
         if (l->dtail)
@@ -372,7 +409,7 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
     }
     if (!keep)
         live_del(c, rec);
-    if (l->pending == 0 && l->dhead == NULL && !l->nx_inflight) {
+    if (lane_idle(l, bc__hub_stamp(h))) {
         bc__lane_t **pp = &c->lanes;
         while (*pp != l)
             pp = &(*pp)->next;
@@ -510,6 +547,18 @@ static void on_signal(bc_coord_t *c, bc_msg_t *msg)
 
 /* ---------------------------------------------------------------- ACK waits */
 
+static void ackwait_post(bc_coord_t *c, bc__ackwait_t *w, uint32_t type)
+{
+    bc__ackwait_msg_t *m = bc_msg_alloc(sizeof *m + w->n * sizeof m->ids[0], type);
+    m->coord = bc__coord_retain(c);
+    m->wait_id = w->id;
+    m->n = w->n;
+    memcpy(m->signal_id, w->signal_id, sizeof m->signal_id);
+    memcpy(m->ids, w->ids, w->n * sizeof m->ids[0]);
+    if (bc_send(c->hub->watcher, &m->hdr) != 0)
+        bc__coord_release(c);
+}
+
 static void ackwait_end(bc_coord_t *c, bc__ackwait_t *w, int status)
 {
     bc__ackwait_t **pp = &c->ackwaits;
@@ -519,14 +568,10 @@ static void ackwait_end(bc_coord_t *c, bc__ackwait_t *w, int status)
         *pp = w->next;
     if (w->timer)
         bc_timer_cancel(w->timer);
-    bc__ackwait_msg_t *m = bc_msg_alloc(sizeof *m + w->n * sizeof m->ids[0], BC__M_ACKWAIT_END);
-    m->coord = bc__coord_retain(c);
-    m->wait_id = w->id;
-    m->n = w->n;
-    memcpy(m->signal_id, w->signal_id, sizeof m->signal_id);
-    memcpy(m->ids, w->ids, w->n * sizeof m->ids[0]);
-    if (bc_send(c->hub->watcher, &m->hdr) != 0)
-        bc__coord_release(c);
+    if (w->late)
+        bc_timer_cancel(w->late);
+    if (w->registered)
+        ackwait_post(c, w, BC__M_ACKWAIT_END);
     bc_ack_result_t r = {w->signal_id,
                          w->n,
                          w->idv,
@@ -574,36 +619,50 @@ int bc_coord_wait_acks(bc_coord_t *c, const char *signal_id, const char *const *
     }
     w->next = c->ackwaits;
     c->ackwaits = w;
-    bc__ackwait_msg_t *m = bc_msg_alloc(sizeof *m + n * sizeof m->ids[0], BC__M_ACKWAIT);
-    m->coord = bc__coord_retain(c);
-    m->wait_id = w->id;
-    m->n = n;
-    memcpy(m->signal_id, w->signal_id, sizeof m->signal_id);
-    memcpy(m->ids, w->ids, n * sizeof m->ids[0]);
-    if (bc_send(c->hub->watcher, &m->hdr) != 0)
-        bc__coord_release(c);
+    if (bc_timer_start(c->actor, BC__M_ACK_LATE, ACK_LATE_MS, 0, &w->late) != 0) {
+        w->late = NULL;
+        w->registered = true;
+        ackwait_post(c, w, BC__M_ACKWAIT);
+    }
     if (bc_timer_start(c->actor, BC__M_ACK_TIMER, timeout_ms ? timeout_ms : DEFAULT_ACK_WAIT_MS, 0,
                        &w->timer) != 0)
         w->timer = NULL;
     return 0;
 }
 
+static void ack_mark(bc_coord_t *c, bc__ackwait_t *w, const char *acker)
+{
+    for (size_t i = 0; i < w->n; i++)
+        if (!w->acked[i] && strcmp(w->ids[i], acker) == 0) {
+            w->acked[i] = 1;
+            w->n_acked++;
+        }
+    if (w->n_acked == w->n)
+        ackwait_end(c, w, 0);
+}
+
 static void on_ack(bc_coord_t *c, bc__ack_msg_t *a)
 {
-    for (bc__ackwait_t *w = c->ackwaits; w; w = w->next) {
-        if (w->id != a->wait_id)
-            continue;
-        if (!a->valid)
-            return;
-        for (size_t i = 0; i < w->n; i++)
-            if (!w->acked[i] && strcmp(w->ids[i], a->acker) == 0) {
-                w->acked[i] = 1;
-                w->n_acked++;
-            }
-        if (w->n_acked == w->n)
-            ackwait_end(c, w, 0);
+    if (!a->valid)
         return;
+    bc__ackwait_t *w = c->ackwaits, *next;
+    for (; w; w = next) {
+        next = w->next; /* ack_mark may end (and free) w */
+        if (a->wait_id ? w->id == a->wait_id : strcmp(w->signal_id, a->sid) == 0)
+            ack_mark(c, w, a->acker);
     }
+}
+
+static void on_ack_late(bc_coord_t *c, bc_timer_tick_t *t)
+{
+    for (bc__ackwait_t *w = c->ackwaits; w; w = w->next)
+        if (w->late == t->timer) {
+            bc_timer_release(w->late);
+            w->late = NULL;
+            w->registered = true;
+            ackwait_post(c, w, BC__M_ACKWAIT);
+            return;
+        }
 }
 
 static void on_ack_timer(bc_coord_t *c, bc_timer_tick_t *t)
@@ -757,6 +816,9 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
         break;
     case BC__M_ACK_TIMER:
         on_ack_timer(c, (bc_timer_tick_t *)msg);
+        break;
+    case BC__M_ACK_LATE:
+        on_ack_late(c, (bc_timer_tick_t *)msg);
         break;
     case BC__M_POST: {
         post_msg_t *p = (post_msg_t *)msg;

@@ -1,10 +1,10 @@
 /* heartbeat.c - the heartbeat actor: one per hub, writing every hosted coordinator's
  * blocking:heartbeat:<id> (PROTOCOL §4.1) and its blocking:registry score.
  *
- * Key decision: the interval is cut into ten ticks and each tick writes a tenth of the
- * coordinators, so 100,000 coordinators cost a steady trickle of pipelined writes instead of
- * one burst every five seconds. A coordinator's first heartbeat is written when it is added and
- * its last one (terminal state, short TTL) when it stops.
+ * Key decision: the interval is cut into 20 ms ticks and each tick writes its share of the
+ * coordinators, so 100,000 coordinators cost a steady trickle of pipelined writes (400 every
+ * 20 ms at 5 s) instead of one burst every five seconds. A coordinator's first heartbeat is written
+ * when it is added and its last one (terminal state, short TTL) when it stops.
  */
 #include "hub.h"
 
@@ -12,14 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLICES 10u
+#define SLICE_MS 20u /* one tick writes the coordinators due in this slice of the interval */
 
 typedef struct {
     bc_hub_t *h;
     bc_actor_t *self;
     bc_coord_t **all; /* counted */
     size_t n, cap, cursor;
-    unsigned tick; /* 0..SLICES-1 within the interval */
+    unsigned tick, slices; /* tick in 0..slices-1 within the interval */
     bc_timer_t *timer;
 } hb_t;
 
@@ -146,10 +146,10 @@ static void remove_coord(hb_t *b, bc_coord_t *c)
 static void on_tick(hb_t *b)
 {
     unsigned t = b->tick;
-    b->tick = (b->tick + 1) % SLICES;
+    b->tick = (b->tick + 1) % b->slices;
     if (b->n == 0)
         return;
-    size_t per = b->n * (t + 1) / SLICES - b->n * t / SLICES;
+    size_t per = b->n * (t + 1) / b->slices - b->n * t / b->slices;
     for (size_t k = 0; k < per && b->n; k++) {
         if (b->cursor >= b->n)
             b->cursor = 0;
@@ -219,7 +219,10 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
         return NULL;
     }
     h->heartbeat_state = b;
-    uint64_t tick = h->opts.heartbeat_ms / SLICES;
+    b->slices = h->opts.heartbeat_ms / SLICE_MS;
+    if (b->slices == 0)
+        b->slices = 1;
+    uint64_t tick = h->opts.heartbeat_ms / b->slices;
     if (h->opts.heartbeats) {
         bc_timer_start(b->self, BC__M_HB_TIMER, tick ? tick : 1, tick ? tick : 1, &b->timer);
         bc_redis_watch(h->redis, b->self);

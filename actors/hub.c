@@ -347,10 +347,7 @@ void bc_hub_destroy(bc_hub_t *h)
     struct timespec pause = {0, 2000000};
     for (size_t i = 0; i < n; i++)
         while (bc_now_ms() < deadline) {
-            pthread_mutex_lock(&all[i]->lane_lock);
-            bool idle = all[i]->lanes == NULL;
-            pthread_mutex_unlock(&all[i]->lane_lock);
-            if (idle)
+            if (bc__coord_sends_done(all[i]))
                 break;
             nanosleep(&pause, NULL);
         }

@@ -37,6 +37,7 @@ enum {
     BC__M_HB_ADD,                 /* coord -> heartbeat actor */
     BC__M_HB_REMOVE,              /* coord -> heartbeat actor: final write */
     BC__M_POST,                   /* any thread -> coord: run a function */
+    BC__M_ACK_LATE,               /* timer -> coord: register an ACK wait with the watcher */
 };
 
 typedef struct bc__ackwait_s bc__ackwait_t;
@@ -56,7 +57,6 @@ struct bc_coord_s {
     bool send_only;
 
     _Atomic uint64_t iteration;
-    _Atomic uint64_t last_ts; /* strictly increasing send timestamps */
     _Atomic uint64_t signals_received, signals_sent;
     _Atomic int state;         /* bc_coord_state_t */
     pthread_mutex_t lane_lock; /* lanes: senders (any thread) and the coordinator */
@@ -86,8 +86,7 @@ struct bc_coord_s {
     bool w_registered;
     bool w_draining;             /* a GETDEL/LPOP round is in flight */
     bool w_redrain;              /* another event came meanwhile */
-    bool w_flush;                /* queued for the deferred flush */
-    uint32_t w_doorbells;        /* ACK-slot events not yet matched by a publish */
+    bool w_flush;                /* queued for a deferred drain */
     bc_coord_t *w_flush_next;    /* the deferred-flush list */
     bc_msg_t *w_parked;          /* the slot half of a drain, until the queue half arrives */
     void *w_dq_head, *w_dq_tail; /* deliveries in arrival order (watcher.c pending_t) */
@@ -104,9 +103,10 @@ typedef struct bc__sig_msg_s {
 /* A verified (or refused) ACK for one of a coordinator's waits. */
 typedef struct bc__ack_msg_s {
     bc_msg_t hdr;
-    uint64_t wait_id;
+    uint64_t wait_id; /* 0: any wait of this coordinator on (acker, sid) */
     int valid;
     char acker[BC_ID_MAX + 1];
+    char sid[BC_SIGID_MAX + 1];
     char why[64];
 } bc__ack_msg_t;
 
@@ -176,6 +176,7 @@ void bc__hub_set_mode(bc_hub_t *h, int mode, const char *reason);
 
 /* coord.c */
 bc_coord_t *bc__coord_retain(bc_coord_t *c);
+bool bc__coord_sends_done(bc_coord_t *c); /* no signal write unanswered (any thread) */
 void bc__coord_release(bc_coord_t *c);
 
 /* watcher.c */

@@ -31,7 +31,6 @@ enum {
     T_DRAIN_QUEUE,    /* LPOP queue: ptr = coord */
     T_MARKER,         /* SET consumed NX: ptr = pending delivery */
     T_ACK_GET,        /* GET per-signal ACK: ptr = ack_get_t */
-    T_SLOT_GET,       /* GET ACK slot (doorbell): ptr = coord */
     T_CONFIG,         /* CONFIG GET / SET: ptr = NULL, low bits only */
     T_MGET,           /* MGET slots: ptr = mget_t */
 };
@@ -243,6 +242,7 @@ static void ack_resolved(watcher_t *w, const char *acker, const char *sid)
         a->wait_id = e->wait_id;
         a->valid = 1;
         snprintf(a->acker, sizeof a->acker, "%s", acker);
+        snprintf(a->sid, sizeof a->sid, "%s", sid);
         a->why[0] = '\0';
         bc_send(e->coord->actor, &a->hdr);
     }
@@ -272,15 +272,24 @@ static void ack_value(watcher_t *w, bc_coord_t *to, const char *acker, const cha
 {
     bc_hub_t *h = w->h;
     const char *why = NULL;
+    uint64_t key = bc_seen_key(acker, strlen(acker), sid, strlen(sid));
+    if (bc_seen_has(w->acks, key))
+        return; /* a valid ACK for this pair was already seen and reported */
     if (bc_ack_verify(h->hmac, json, len, acker, sid, NULL, &why) != 0) {
         ack_invalid(w, to, acker, sid, why);
         return;
     }
-    uint64_t key = bc_seen_key(acker, strlen(acker), sid, strlen(sid));
-    if (!bc_seen_add(w->acks, key, bc_now_ms()))
-        return; /* already reported */
+    bc_seen_add(w->acks, key, bc_now_ms());
     count(&h->n_acks_ok);
     if (to) {
+        /* The ACK names its addressee: resolve its waits directly. */
+        bc__ack_msg_t *a = bc_msg_alloc(sizeof *a, BC__M_ACK);
+        a->wait_id = 0;
+        a->valid = 1;
+        snprintf(a->acker, sizeof a->acker, "%s", acker);
+        snprintf(a->sid, sizeof a->sid, "%s", sid);
+        a->why[0] = '\0';
+        bc_send(to->actor, &a->hdr);
         send_event(to, BC_EV_ACK_RECEIVED, acker, sid);
         send_event(to, BC_EV_ACK_VERIFIED, acker, sid);
     } else { /* read from its key for a waiter: the waiters are the ones it is for */
@@ -536,8 +545,6 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
         if (quick_str(json, len, "\"coordinatorId\":\"", 17, acker, sizeof acker) &&
             quick_str(json, len, "\"signalId\":\"", 12, sid, sizeof sid) && bc_id_valid(acker) &&
             bc_sigid_valid(sid)) {
-            if (c->w_doorbells > 0)
-                c->w_doorbells--;
             ack_value(w, c, acker, sid, json, len);
         }
         return;
@@ -682,7 +689,10 @@ static void on_drain_reply(watcher_t *w, unsigned kind, bc_coord_t *c, bc_redis_
 
 /* ---------------------------------------------------------------- doorbells and flush */
 
-static void schedule_flush(watcher_t *w, bc_coord_t *c)
+/* A keyspace event asks for a drain; it is deferred behind whatever the I/O thread has
+ * already queued for the watcher, usually the publish hint of the same signal, so the
+ * coordinator is woken before the durable copy is fetched. */
+static void schedule_drain(watcher_t *w, bc_coord_t *c)
 {
     if (c->w_flush)
         return;
@@ -690,8 +700,6 @@ static void schedule_flush(watcher_t *w, bc_coord_t *c)
     c->w_flush_next = w->flush_head;
     w->flush_head = bc__coord_retain(c);
     if (!w->flush_queued) {
-        /* Behind whatever the I/O thread already queued: usually the publish hint that makes
-         * the re-read unnecessary. */
         w->flush_queued = true;
         bc_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_FLUSH);
         bc_send(w->self, m);
@@ -707,32 +715,11 @@ static void on_flush(watcher_t *w)
         bc_coord_t *next = c->w_flush_next;
         c->w_flush_next = NULL;
         c->w_flush = false;
-        if (c->w_doorbells > 0 && c->w_registered) {
-            c->w_doorbells = 0;
-            char key[BC_ID_MAX + 32];
-            snprintf(key, sizeof key, "blocking:ack:%s", c->id);
-            const char *argv[] = {"GET", key};
-            cmd(w, TAG(T_SLOT_GET, bc__coord_retain(c)), BC_REDIS_CLASS_ACK, 2, argv, NULL);
-        }
+        if (c->w_registered)
+            drain(w, c);
         bc__coord_release(c);
         c = next;
     }
-}
-
-static void on_slot_get(watcher_t *w, bc_coord_t *c, const bc_redis_reply_msg_t *m)
-{
-    bc_ack_fields_t af;
-    if (m->status != BC_REDIS_OK || m->reply->type != BC_REPLY_STRING)
-        return;
-    if (bc_ack_slot_decode(m->reply->str, m->reply->len, &af) != 0 || !bc_id_valid(af.acker) ||
-        !bc_sigid_valid(af.signal_id)) {
-        bc_log(BC_LOG_WARN, "%s: unreadable ACK slot value ignored", c->id);
-        return;
-    }
-    uint64_t key = bc_seen_key(af.acker, strlen(af.acker), af.signal_id, strlen(af.signal_id));
-    if (bc_seen_has(w->acks, key))
-        return;
-    ack_get(w, c, af.acker, af.signal_id);
 }
 
 /* ---------------------------------------------------------------- pub/sub */
@@ -770,14 +757,14 @@ static void on_pubsub(watcher_t *w, bc_redis_pubsub_msg_t *m)
             return; /* our own GETDEL's "del", expiries, ... */
         bc_coord_t *c = lookup(w, k + 16, kl - 16);
         if (c && c->w_registered)
-            drain(w, c);
+            schedule_drain(w, c);
         bc__coord_release(c);
     } else if (has_prefix(k, kl, "blocking:signal-queue:", 22)) {
         if (!(plen == 5 && (memcmp(pl, "rpush", 5) == 0 || memcmp(pl, "lpush", 5) == 0)))
             return;
         bc_coord_t *c = lookup(w, k + 22, kl - 22);
         if (c && c->w_registered)
-            drain(w, c);
+            schedule_drain(w, c);
         bc__coord_release(c);
     } else if (has_prefix(k, kl, "blocking:ack:", 13)) {
         if (!(plen == 3 && memcmp(pl, "set", 3) == 0))
@@ -785,15 +772,8 @@ static void on_pubsub(watcher_t *w, bc_redis_pubsub_msg_t *m)
         const char *rest = k + 13;
         size_t rl = kl - 13;
         const char *colon = memchr(rest, ':', rl);
-        if (colon == NULL) { /* the ACK slot of a hosted coordinator: a doorbell */
-            bc_coord_t *c = lookup(w, rest, rl);
-            if (c && c->w_registered) {
-                c->w_doorbells++;
-                schedule_flush(w, c);
-            }
-            bc__coord_release(c);
-            return;
-        }
+        if (colon == NULL)
+            return; /* an ACK slot: a doorbell for operators; waiters read per-signal keys */
         char acker[BC_ID_MAX + 1], sid[BC_SIGID_MAX + 1];
         size_t al = (size_t)(colon - rest), sl = rl - al - 1;
         if (al == 0 || al > BC_ID_MAX || sl == 0 || sl > BC_SIGID_MAX)
@@ -811,22 +791,21 @@ static void on_pubsub(watcher_t *w, bc_redis_pubsub_msg_t *m)
 /* ---------------------------------------------------------------- registration */
 
 /* The channels of a coordinator; a send-only one listens to its publish hints only (ACKs). */
-static size_t channels_of(const bc_hub_t *h, const bc_coord_t *c, char buf[4][160],
-                          const char *out[4])
+static size_t channels_of(const bc_hub_t *h, const bc_coord_t *c, char buf[3][160],
+                          const char *out[3])
 {
     snprintf(buf[0], 160, "blocking:notify:%s", c->id);
     snprintf(buf[1], 160, "%sblocking:signal:%s", h->ks_prefix, c->id);
     snprintf(buf[2], 160, "%sblocking:signal-queue:%s", h->ks_prefix, c->id);
-    snprintf(buf[3], 160, "%sblocking:ack:%s", h->ks_prefix, c->id);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 3; i++)
         out[i] = buf[i];
-    return c->send_only ? 1 : 4;
+    return c->send_only ? 1 : 3;
 }
 
 static void on_register(watcher_t *w, bc_coord_t *c)
 {
-    char buf[4][160];
-    const char *ch[4];
+    char buf[3][160];
+    const char *ch[3];
     size_t n = channels_of(w->h, c, buf, ch);
     c->w_registered = true;
     /* The reference travels in the tag until the SYNC arrives. */
@@ -860,8 +839,8 @@ static void on_sync(watcher_t *w, bc_redis_sync_msg_t *m)
 
 static void on_unregister(watcher_t *w, bc_coord_t *c)
 {
-    char buf[4][160];
-    const char *ch[4];
+    char buf[3][160];
+    const char *ch[3];
     size_t n = channels_of(w->h, c, buf, ch);
     c->w_registered = false;
     bc_redis_unsubscribe(w->h->redis, ch, n);
@@ -1069,10 +1048,6 @@ static void on_reply(watcher_t *w, bc_redis_reply_msg_t *m)
         break;
     case T_ACK_GET:
         on_ack_get(w, ptr, m);
-        break;
-    case T_SLOT_GET:
-        on_slot_get(w, ptr, m);
-        bc__coord_release(ptr);
         break;
     case T_CONFIG:
         on_config(w, m->tag, m);
