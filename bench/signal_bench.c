@@ -44,7 +44,7 @@
 #define GAP_NS 200000L
 #define ACK_TIMEOUT_MS 5000u
 #define CEIL_WINDOW 256 /* commands in flight on the ceiling connection */
-#define CEIL_CMDS 11    /* commands per ceiling iteration */
+#define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
 #define NCOL 13         /* figures kept per run */
 
@@ -53,8 +53,9 @@ static int g_json;
  * rt-<pid>-<n>-<k>): a coordinator id must not be reused by a new incarnation that sends to
  * the same receivers, or its messageIds can repeat (see the note at next_incarnation). */
 static unsigned g_incarnation;
-static int g_no_ack_wait; /* --no-ack-wait: diagnostic, wake latency alone */
-static int g_layer_floor; /* --layer-floor: diagnostic, the floor through the Redis layer */
+static int g_no_ack_wait;  /* --no-ack-wait: diagnostic, wake latency alone */
+static int g_layer_floor;  /* --layer-floor: diagnostic, the floor through the Redis layer */
+static unsigned g_spin_us; /* --spin-us: the runtime's idle spin before parking (0: default) */
 static bc_redis_conf_t g_conf;
 
 /* ---------------------------------------------------------------- small helpers */
@@ -341,13 +342,12 @@ static void floor_run(size_t n, double *p50, double *p99)
  *   receiver: GETDEL signal, LPOP queue 256 (keyspace "set" event -> drain),
  *             SET consumed 1 NX EX 86400 (fast path), SETEX ack 3600, SETEX ack-slot 3600,
  *             PUBLISH notify <ack>
- *   sender:   GET per-signal ack twice: once when Redis confirms the ACK wait's subscription
- *             (bc_redis_subscribe_sync) and once on the ACK key's keyspace event, which
- *             arrives before the ACK's publish (INFO commandstats shows ~2 GETs per round trip).
+ *   sender:   nothing more: the ACK's publish resolves the wait (a wait still open after
+ *             20 ms would subscribe to the per-signal key and GET it; none does here).
  * Values are VALUE_BYTES long; every key is distinct per iteration except the ACK slot and the
  * ACK channel, which are per sender (256 of them, as with K = 256 senders). Not included: the
- * SUBSCRIBE / UNSUBSCRIBE pair each ACK wait sends on the subscriber connection, and the
- * delivery of the pub/sub messages (nobody subscribes here), so the ceiling is generous. */
+ * delivery of the pub/sub and keyspace messages (nobody subscribes here), so the ceiling is
+ * generous. */
 typedef struct {
     char signal[192], notify[192], idem[192], queue[192], consumed[192], ack[192], slot[192],
         ack_chan[192];
@@ -394,7 +394,6 @@ static double ceiling_run(double secs, int run)
             const char *a6[] = {"SETEX", k.ack, "3600", ack};
             const char *a7[] = {"SETEX", k.slot, "3600", ack};
             const char *a8[] = {"PUBLISH", k.ack_chan, ack};
-            const char *a9[] = {"GET", k.ack};
             redisAppendCommandArgv(c, 6, a0, NULL);
             redisAppendCommandArgv(c, 3, a1, NULL);
             redisAppendCommandArgv(c, 5, a2, NULL);
@@ -404,8 +403,6 @@ static double ceiling_run(double secs, int run)
             redisAppendCommandArgv(c, 4, a6, NULL);
             redisAppendCommandArgv(c, 4, a7, NULL);
             redisAppendCommandArgv(c, 3, a8, NULL);
-            redisAppendCommandArgv(c, 2, a9, NULL);
-            redisAppendCommandArgv(c, 2, a9, NULL);
             outstanding += CEIL_CMDS;
             it++;
         }
@@ -913,6 +910,7 @@ static void run_size(const conf_t *cf)
 
     bc_runtime_opts_t ro;
     bc_runtime_opts_init(&ro);
+    ro.spin_us = g_spin_us;
     int rc = bc_runtime_create(&ro, &b->rt);
     if (rc != 0)
         die("bc_runtime_create: %s", bc_strerror(rc));
@@ -1079,7 +1077,8 @@ static void run_size(const conf_t *cf)
 static void usage(FILE *f)
 {
     fputs("usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
-          "                    [--rt-seconds S] [--flush] [--no-ack-wait] [--layer-floor]\n"
+          "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
+          "[--layer-floor]\n"
           "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
           "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
           "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
@@ -1092,6 +1091,8 @@ static void usage(FILE *f)
           "  bench secret when it is unset. --no-ack-wait (diagnostic): the latency sender\n"
           "  does not wait for ACKs, so the wake latency is measured without the ACK wait's\n"
           "  subscription traffic running beside it (the ACK columns are then empty).\n"
+          "  --spin-us N: how long an idle worker spins before parking (runtime default 50):\n"
+          "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
           "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
           "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n",
           f);
@@ -1112,6 +1113,7 @@ int main(int argc, char **argv)
                                          {"flush", no_argument, 0, 'f'},
                                          {"rt-seconds", required_argument, 0, 't'},
                                          {"no-ack-wait", no_argument, 0, 'a'},
+                                         {"spin-us", required_argument, NULL, 'S'},
                                          {"layer-floor", no_argument, 0, 'L'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -1170,6 +1172,15 @@ int main(int argc, char **argv)
         case 'L':
             g_layer_floor = 1;
             break;
+        case 'S': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || optarg[0] == '-' || v < 1 || v > 100000) {
+                fprintf(stderr, "signal_bench: --spin-us \"%s\": expected 1..100000\n", optarg);
+                return 2;
+            }
+            g_spin_us = (unsigned)v;
+            break;
+        }
         case 't':
             rt_secs = strtod(optarg, &end);
             if (*end || rt_secs < 0.1 || rt_secs > 3600) {
