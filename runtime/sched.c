@@ -393,10 +393,15 @@ static void *worker_main(void *arg)
     for (;;) {
         bc_actor_t *a = next_actor(w);
         if (a == NULL) {
-            /* Spin a little: work often arrives within microseconds. */
-            atomic_fetch_add_explicit(&rt->spinning, 1, memory_order_seq_cst);
+            /* Spin a little: work often arrives within microseconds. At most half the workers
+             * (at least one) spin at once, as in Go's scheduler: one spinner keeps wake-ups
+             * fast, more only burn CPU that Redis and the I/O thread need. */
+            unsigned max_spinning = rt->nworkers > 1 ? rt->nworkers / 2 : 1;
+            int prev = atomic_fetch_add_explicit(&rt->spinning, 1, memory_order_seq_cst);
             uint64_t deadline = bc_now_ns() + (uint64_t)rt->spin_us * 1000u;
             unsigned k = 0;
+            if ((unsigned)prev >= max_spinning)
+                deadline = 0; /* one last look, then park */
             while ((a = next_actor(w)) == NULL) {
                 if ((++k & 15) == 0 && bc_now_ns() > deadline)
                     break;
