@@ -84,16 +84,6 @@ struct bc__lane_s {
 
 enum { TAG_SETNX = 1, TAG_RPUSH = 2 };
 
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
-
 bc_coord_t *bc__coord_retain(bc_coord_t *c)
 {
     /* relaxed: taking a reference needs no ordering (the caller already holds one). */
@@ -265,15 +255,15 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
 {
     char why[160];
     if (c == NULL || to == NULL || type == NULL) {
-        seterr(err, errlen, "bc_coord_send: NULL argument");
+        bc__seterr(err, errlen, "bc_coord_send: NULL argument");
         return -EINVAL;
     }
     if (!bc_id_valid(to)) {
-        seterr(err, errlen, "%s", bc_id_explain("receiver id", to, why, sizeof why));
+        bc__seterr(err, errlen, "%s", bc_id_explain("receiver id", to, why, sizeof why));
         return -EINVAL;
     }
     if (!bc_type_valid(type)) {
-        seterr(err, errlen, "%s", bc_type_explain(type, why, sizeof why));
+        bc__seterr(err, errlen, "%s", bc_type_explain(type, why, sizeof why));
         return -EINVAL;
     }
     bc_hub_t *h = c->hub;
@@ -857,19 +847,19 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
 {
     char why[160];
     if (h == NULL || o == NULL) {
-        seterr(err, errlen, "bc_coord_spawn: NULL argument");
+        bc__seterr(err, errlen, "bc_coord_spawn: NULL argument");
         return -EINVAL;
     }
     if (!bc_id_valid(o->id)) {
-        seterr(err, errlen, "%s", bc_id_explain("coordinator id", o->id, why, sizeof why));
+        bc__seterr(err, errlen, "%s", bc_id_explain("coordinator id", o->id, why, sizeof why));
         return -EINVAL;
     }
     if (o->swarm_id && !bc_id_valid(o->swarm_id)) {
-        seterr(err, errlen, "%s", bc_id_explain("swarm id", o->swarm_id, why, sizeof why));
+        bc__seterr(err, errlen, "%s", bc_id_explain("swarm id", o->swarm_id, why, sizeof why));
         return -EINVAL;
     }
     if (o->phase && strlen(o->phase) > 128) {
-        seterr(err, errlen, "phase is %zu bytes (max 128)", strlen(o->phase));
+        bc__seterr(err, errlen, "phase is %zu bytes (max 128)", strlen(o->phase));
         return -EINVAL;
     }
     bc_coord_t *c = calloc(1, sizeof *c);
@@ -894,17 +884,17 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
     atomic_init(&c->state, BC_STATE_RUNNING);
     int rc = bc__hub_insert(h, c);
     if (rc != 0) {
-        seterr(err, errlen,
-               rc == -EEXIST ? "coordinator id \"%s\" is already hosted by this process"
-                             : "hub is shutting down (coordinator \"%s\")",
-               c->id);
+        bc__seterr(err, errlen,
+                   rc == -EEXIST ? "coordinator id \"%s\" is already hosted by this process"
+                                 : "hub is shutting down (coordinator \"%s\")",
+                   c->id);
         free(c->phase);
         free(c);
         return rc;
     }
     c->actor = bc_spawn(h->rt, behaviour, c);
     if (c->actor == NULL) {
-        seterr(err, errlen, "runtime is shutting down");
+        bc__seterr(err, errlen, "runtime is shutting down");
         bc__hub_remove(h, c);
         bc__coord_release(c);
         return -ESHUTDOWN;

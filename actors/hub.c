@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void seterr(char *err, size_t len, const char *fmt, ...)
+void bc__seterr(char *err, size_t len, const char *fmt, ...)
 {
     if (err == NULL || len == 0)
         return;
@@ -49,7 +49,7 @@ static int parse_env_ms(const char *name, uint32_t dflt, uint32_t max, uint32_t 
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-' || x == 0 || x > max) {
-        seterr(err, errlen, "%s: \"%s\" is not a number of milliseconds (1-%u)", name, v, max);
+        bc__seterr(err, errlen, "%s: \"%s\" is not a number of milliseconds (1-%u)", name, v, max);
         return -EINVAL;
     }
     *out = (uint32_t)x;
@@ -214,7 +214,7 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
                   size_t errlen)
 {
     if (rt == NULL || out == NULL) {
-        seterr(err, errlen, "bc_hub_create: NULL argument");
+        bc__seterr(err, errlen, "bc_hub_create: NULL argument");
         return -EINVAL;
     }
     bc_hub_opts_t defaults;
@@ -249,9 +249,10 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
         slen = 0;
     }
     if (secret == NULL || (slen == 0 && secret[0] == '\0')) {
-        seterr(err, errlen,
-               "BLOCKING_COORDINATION_SECRET is not set: every coordinator must share one secret "
-               "(create one with: export BLOCKING_COORDINATION_SECRET=$(openssl rand -hex 32))");
+        bc__seterr(
+            err, errlen,
+            "BLOCKING_COORDINATION_SECRET is not set: every coordinator must share one secret "
+            "(create one with: export BLOCKING_COORDINATION_SECRET=$(openssl rand -hex 32))");
         rc = -EINVAL;
         goto err;
     }
@@ -263,7 +264,7 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
                "(openssl rand -hex 32)",
                slen);
     if ((rc = bc_hmac_create(secret, slen, &h->hmac)) != 0) {
-        seterr(err, errlen, "cannot key HMAC-SHA256: %s", bc_strerror(rc));
+        bc__seterr(err, errlen, "cannot key HMAC-SHA256: %s", bc_strerror(rc));
         goto err;
     }
     if (h->opts.heartbeat_ms == 0 && (rc = parse_env_ms("HEARTBEAT_INTERVAL_MS", 5000, 3600000,
@@ -283,14 +284,14 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
     h->pid = (int)getpid();
 
     if ((rc = bc_redis_create(rt, &conf, &h->redis)) != 0) {
-        seterr(err, errlen, "cannot start the Redis layer: %s", bc_strerror(rc));
+        bc__seterr(err, errlen, "cannot start the Redis layer: %s", bc_strerror(rc));
         goto err;
     }
     bc_redis_conf_free(&conf);
     h->heartbeat = bc__heartbeat_spawn(h);
     h->watcher = bc__watcher_spawn(h);
     if (h->watcher == NULL || h->heartbeat == NULL) {
-        seterr(err, errlen, "cannot spawn the hub's actors (runtime shutting down?)");
+        bc__seterr(err, errlen, "cannot spawn the hub's actors (runtime shutting down?)");
         rc = -ESHUTDOWN;
         bc_redis_destroy(h->redis);
         h->redis = NULL;

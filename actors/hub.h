@@ -168,6 +168,8 @@ struct bc_hub_s {
 #define BC__TOMBSTONE ((bc_coord_t *)1)
 
 /* hub.c */
+/* snprintf into err[len] when err is non-NULL and len > 0: the error-message convention. */
+void bc__seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int bc__hub_insert(bc_hub_t *h, bc_coord_t *c);                      /* 0, -EEXIST, -ESHUTDOWN */
 bc_coord_t *bc__hub_lookup(bc_hub_t *h, const char *id, size_t len); /* +1 ref, or NULL */
 void bc__hub_remove(bc_hub_t *h, bc_coord_t *c);

@@ -12,36 +12,9 @@ for tool in redis-server redis-cli openssl; do
 done
 [ -x "$bc" ] && [ -x "$runner" ] || { echo "FAIL: $bc or $runner not built"; exit 1; }
 
-SECRET=a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6
 dir=$(mktemp -d)
-sock="$dir/r.sock"
-declare -A PIDS=()
-redis_pid=
-noconf_pid=
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    for p in $redis_pid $noconf_pid; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no --daemonize no \
-    >"$dir/redis.log" 2>&1 &
-redis_pid=$!
-R() { redis-cli -s "$sock" "$@"; }
-for _ in $(seq 100); do [ "$(R PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
-[ "$(R PING 2>/dev/null)" = PONG ] || { echo "FAIL: redis-server did not start"; cat "$dir/redis.log"; exit 1; }
-
-unset REDIS_DB REDIS_PASSWORD HEARTBEAT_INTERVAL_MS BLOCKING_TIMEOUT_MS
-export REDIS_URL="unix://$sock" BLOCKING_COORDINATION_SECRET=$SECRET
-
-fail=0
-ok() { echo "ok   $1"; }
-bad() {
-    echo "FAIL $1"; fail=1
-    shift
-    for f in "$@"; do echo "---- $f"; sed 's/^/    /' "$f" | tail -20; done
-}
+# shellcheck source=tests/coord_lib.sh
+source "$2/tests/coord_lib.sh"
 json_get() { # json_get FIELD < JSON
     if command -v jq >/dev/null; then jq -r ".$1"; else
         python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('null' if v is None else json.dumps(v, separators=(',',':')) if isinstance(v,(dict,list)) else v)"
@@ -52,7 +25,6 @@ json_keys() { # member names in document order, comma-separated
         python3 -c "import json,sys; print(','.join(json.load(sys.stdin).keys()))"
     fi
 }
-hmac() { printf '%s' "$2" | openssl dgst -sha256 -hmac "$1" -hex | awk '{print $NF}'; }
 start() { # start NAME CMD...
     local name=$1; shift
     "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
@@ -163,6 +135,7 @@ check "verify-setup, short secret" 1 "only 5 bytes" env BLOCKING_COORDINATION_SE
 redis-server --port 0 --unixsocket "$dir/noconf.sock" --save '' --appendonly no --daemonize no \
     --rename-command CONFIG "" >"$dir/noconf.log" 2>&1 &
 noconf_pid=$!
+EXTRA_PIDS="$EXTRA_PIDS $noconf_pid"
 for _ in $(seq 100); do [ "$(redis-cli -s "$dir/noconf.sock" PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
 check "verify-setup, CONFIG refused is informational" 0 "⚠️  Keyspace notifications unavailable (CONFIG refused" \
     env REDIS_URL="unix://$dir/noconf.sock" "$bc" verify-setup

@@ -11,41 +11,14 @@ for tool in redis-server redis-cli openssl; do
 done
 [ -x "$runner" ] || { echo "FAIL: $runner not built"; exit 1; }
 
-SECRET=a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6
 dir=$(mktemp -d)
-sock="$dir/r.sock"
-declare -A PIDS=()
-redis_pid=
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-
-redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no --daemonize no \
-    >"$dir/redis.log" 2>&1 &
-redis_pid=$!
-R() { redis-cli -s "$sock" "$@"; }
-for _ in $(seq 100); do [ "$(R PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
-[ "$(R PING 2>/dev/null)" = PONG ] || { echo "FAIL: redis-server did not start"; cat "$dir/redis.log"; exit 1; }
-
-unset REDIS_DB REDIS_PASSWORD HEARTBEAT_INTERVAL_MS BLOCKING_TIMEOUT_MS
-export REDIS_URL="unix://$sock" BLOCKING_COORDINATION_SECRET=$SECRET
-
-fail=0
-ok() { echo "ok   $1"; }
-bad() {
-    echo "FAIL $1"; fail=1
-    shift
-    for f in "$@"; do echo "---- $f"; sed 's/^/    /' "$f" | tail -20; done
-}
+# shellcheck source=tests/coord_lib.sh
+source "$2/tests/coord_lib.sh"
 json_get() { # json_get FIELD < JSON
     if command -v jq >/dev/null; then jq -r ".$1"; else
         python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('null' if v is None else v)"
     fi
 }
-hmac() { printf '%s' "$2" | openssl dgst -sha256 -hmac "$1" -hex | awk '{print $NF}'; }
 
 # start NAME ARGS...: the runner in the background; NAME.out (stdout), NAME.err (stderr).
 start() {

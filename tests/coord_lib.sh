@@ -1,0 +1,34 @@
+# coord_lib.sh - shared by the coordinator shell tests (sourced, not run): a private
+# redis-server on a Unix socket in $dir, stopped by its PID on exit, plus small helpers.
+# The sourcing test sets `dir` (a fresh temp dir) and may add PIDs to the PIDS array and
+# extra pids to EXTRA_PIDS; cleanup kills them all.
+SECRET=a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6
+sock="$dir/r.sock"
+declare -A PIDS=()
+EXTRA_PIDS=""
+redis_pid=
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    for p in $redis_pid $EXTRA_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+redis-server --port 0 --unixsocket "$sock" --save '' --appendonly no --daemonize no \
+    >"$dir/redis.log" 2>&1 &
+redis_pid=$!
+R() { redis-cli -s "$sock" "$@"; }
+for _ in $(seq 100); do [ "$(R PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+[ "$(R PING 2>/dev/null)" = PONG ] || { echo "FAIL: redis-server did not start"; cat "$dir/redis.log"; exit 1; }
+
+unset REDIS_DB REDIS_PASSWORD HEARTBEAT_INTERVAL_MS BLOCKING_TIMEOUT_MS
+export REDIS_URL="unix://$sock" BLOCKING_COORDINATION_SECRET=$SECRET
+
+fail=0
+ok() { echo "ok   $1"; }
+bad() {
+    echo "FAIL $1"; fail=1
+    shift
+    for f in "$@"; do echo "---- $f"; sed 's/^/    /' "$f" | tail -20; done
+}
+hmac() { printf '%s' "$2" | openssl dgst -sha256 -hmac "$1" -hex | awk '{print $NF}'; }
