@@ -6,6 +6,7 @@
  * hot path, so a lock is cheaper than any lock-free structure would be to get right.
  */
 #include "hub.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -374,6 +375,7 @@ void bc_hub_destroy(bc_hub_t *h)
     while ((bc_actor_alive(h->watcher) || bc_actor_alive(h->heartbeat)) &&
            bc_now_ms() < deadline + 1000)
         nanosleep(&pause, NULL);
+    bc__obs_destroy(h); /* its scrapes read h->redis */
     bc_redis_destroy(h->redis);
     bc_actor_release(h->watcher);
     bc_actor_release(h->heartbeat);

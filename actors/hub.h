@@ -163,6 +163,7 @@ struct bc_hub_s {
         n_rej_malformed, n_replays, n_durable, n_acks_written, n_acks_ok, n_acks_bad, n_timeouts,
         n_heartbeats, n_redis_errors, n_polls, n_resyncs;
     _Atomic int hb_pending; /* final heartbeats not yet answered */
+    _Atomic(void *) obs;    /* obs.c: metrics and HTTP server, or NULL (see obs.h) */
 };
 
 #define BC__TOMBSTONE ((bc_coord_t *)1)

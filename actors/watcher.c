@@ -12,6 +12,7 @@
  * (SET NX), so a replayed slot write is dropped even across processes.
  */
 #include "hub.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -402,6 +403,7 @@ static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
     m->sig.verified = f->signature == BC_SIG_VALID;
     int64_t lat = (int64_t)bc_redis_now_ms(h->redis) - (int64_t)f->timestamp;
     m->sig.latency_s = (double)lat / 1000.0;
+    bc__obs_signal_latency(h, f->type, m->sig.latency_s);
     m->acked = acked;
     if (bc_send(c->actor, &m->hdr) != 0) {
         requeue(w, c, f);

@@ -88,7 +88,8 @@ static void usage(FILE *f)
           "  --timeout MS            how long to wait for a signal (default 600000, or\n"
           "                          BLOCKING_TIMEOUT_MS); exit status 1 when it passes\n"
           "  --log-heartbeat         print a line every heartbeat interval\n"
-          "  --enable-metrics        accepted for compatibility (metrics are not served)\n"
+          "  --enable-metrics        serve /metrics and /health on METRICS_BIND:METRICS_PORT\n"
+          "                          (defaults 127.0.0.1:9091)\n"
           "  --redis-host H          Redis host (default 127.0.0.1); with --redis-port and\n"
           "  --redis-port P          --redis-db these replace REDIS_URL with redis://H:P/N\n"
           "  --redis-db N            (defaults 6379 and 0); REDIS_PASSWORD still applies\n"
@@ -100,7 +101,9 @@ static void usage(FILE *f)
           "                                (default redis://127.0.0.1:6379/0)\n"
           "  REDIS_PASSWORD, REDIS_DB      override the URL's\n"
           "  HEARTBEAT_INTERVAL_MS         heartbeat interval (default 5000)\n"
-          "  BLOCKING_TIMEOUT_MS           default for --timeout\n\n"
+          "  BLOCKING_TIMEOUT_MS           default for --timeout\n"
+          "  METRICS_PORT, METRICS_BIND    --enable-metrics address (9091, 127.0.0.1; port 0:\n"
+          "                                any free port, printed)\n\n"
           "exit status: 0 signal received or SIGTERM/SIGINT, 1 timeout, 2 usage error\n",
           f);
 }
@@ -461,8 +464,25 @@ int main(int argc, char **argv)
         return 2;
     }
     R.heartbeat_ms = ho.heartbeat_ms ? ho.heartbeat_ms : heartbeat_interval();
-    if (R.opt.enable_metrics)
-        say("Metrics: not served by this build yet");
+    if (R.opt.enable_metrics) {
+        uint64_t mport = 9091;
+        const char *env = getenv("METRICS_PORT");
+        if (env && *env && parse_uint(env, 0, 65535, &mport) != 0) {
+            fprintf(stderr, "Error: METRICS_PORT \"%s\": expected a port in 0..65535\n", env);
+            bc_hub_destroy(hub);
+            bc_runtime_destroy(rt);
+            return 2;
+        }
+        int bound = 0;
+        rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)mport, &bound, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "Error: %s\n", err);
+            bc_hub_destroy(hub);
+            bc_runtime_destroy(rt);
+            return 2;
+        }
+        say("Metrics server listening on :%d", bound);
+    }
 
     /* A heartbeat submitted before Redis is connected fails fast and is dropped: give the
      * connection a moment so the coordinator's first heartbeat lands. If Redis is down the

@@ -266,6 +266,30 @@ const char *bc_coord_id(const bc_coord_t *c);
 bc_hub_t *bc_coord_hub(const bc_coord_t *c);
 uint64_t bc_coord_iteration(const bc_coord_t *c);
 
+/* ---------------------------------------------------------------- metrics and health */
+
+/* Serve Prometheus metrics and health for this hub over HTTP on the runtime's I/O thread:
+ * GET /metrics and /prometheus/metrics (text format 0.0.4, Content-Type
+ * "text/plain; version=0.0.4; charset=utf-8"), GET /health and /prometheus/health (JSON
+ * {"status":"healthy"|"degraded","redis":"connected"|"disconnected","breaker":"closed"|"open"|
+ * "half_open","coordinators":N,"uptime_s":N}; 200 when healthy, 503 when degraded). uptime_s
+ * counts from this call. Other paths get 404, other methods 405.
+ * Series: active_coordinators, blocking_coordinators_total{swarm_id,phase,status} (one series
+ * for now: "all","all","waiting"), signals_sent_total, signals_received_total,
+ * signal_delivery_failures_total{reason=signature|malformed|replay|redis},
+ * signal_delivery_latency_seconds{signal_type} (observed from this call on; at most 64 types),
+ * timeout_events_total{timeout_type="signal_wait"}, heartbeat_failures_total{failure_type},
+ * circuit_breaker_state (0 closed, 1 open, 2 half-open), circuit_breaker_triggers_total{reason},
+ * circuit_breaker_reconnections_total, circuit_breaker_open_duration_seconds, redis_connected,
+ * redis_commands_total, redis_pipeline_depth and process_*.
+ * bind NULL = "127.0.0.1" (a numeric IPv4 or IPv6 address); port 0 = an ephemeral port. Returns
+ * 0 and the bound port in *port_out (may be NULL), or -EADDRINUSE / -EACCES / -EINVAL (another
+ * negative errno of socket/bind/listen is passed through) with a message in err; -EEXIST if the
+ * hub already serves. One server per hub; stopped by bc_hub_destroy. Any non-worker thread
+ * other than the runtime's I/O thread. */
+int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, char *err,
+                      size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif

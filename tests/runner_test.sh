@@ -224,10 +224,16 @@ for s in s1 s2; do
 done
 
 # ---------------------------------------------------------------- --log-heartbeat, SIGINT
-HEARTBEAT_INTERVAL_MS=300 start h --id coord-h --log-heartbeat --enable-metrics
+HEARTBEAT_INTERVAL_MS=300 METRICS_PORT=0 start h --id coord-h --log-heartbeat --enable-metrics
+mport=""
+if wait_text "$dir/h.out" "Metrics server listening on :" 5; then
+    mport=$(sed -n 's/.*Metrics server listening on :\([0-9]*\).*/\1/p' "$dir/h.out" | head -1)
+fi
 if wait_text "$dir/h.out" "Heartbeat #2 sent (state waiting)" 5 &&
     grep -qF "Heartbeat started (0.3s interval)" "$dir/h.out" &&
-    grep -qF "Metrics: not served by this build yet" "$dir/h.out"; then
+    [ -n "$mport" ] &&
+    { ! command -v curl >/dev/null ||
+        [[ $'\n'"$(curl -sf "http://127.0.0.1:$mport/metrics")"$'\n' == *$'\nactive_coordinators 1\n'* ]]; }; then
     ok "--log-heartbeat, --enable-metrics, HEARTBEAT_INTERVAL_MS"
 else
     bad "--log-heartbeat" "$dir/h.out" "$dir/h.err"

@@ -31,14 +31,17 @@ typedef struct {
 static void host_usage(FILE *f)
 {
     fputs("usage: blockcoord host --count N [--prefix P] [--swarm S] [--timeout MS]\n"
+          "                       [--metrics-port N]\n"
           "  Host N coordinators named <P>-0 .. <P>-<N-1> in this process. Each blocks on\n"
           "  signals in a loop (acknowledging every one) until SIGINT or SIGTERM.\n"
           "  --count N      coordinators to host, 1..1000000\n"
           "  --prefix P     id prefix (default coord); every <P>-<i> must be a valid id\n"
           "  --swarm S      swarm id reported in the heartbeats\n"
           "  --timeout MS   per-wait timeout (default 600000); a timeout just waits again\n"
+          "  --metrics-port N  serve /metrics and /health on METRICS_BIND (default\n"
+          "                 127.0.0.1) port N; 0 = off (default: METRICS_PORT, else off)\n"
           "environment: REDIS_URL, REDIS_PASSWORD, REDIS_DB, BLOCKING_COORDINATION_SECRET,\n"
-          "             HEARTBEAT_INTERVAL_MS\n"
+          "             HEARTBEAT_INTERVAL_MS, METRICS_PORT, METRICS_BIND\n"
           "exit status: 0 stopped by SIGINT/SIGTERM, 1 failure, 2 usage error\n",
           f);
 }
@@ -100,12 +103,19 @@ static void status_line(bc_hub_t *hub, host_t *h, char *buf, size_t len)
 
 int bc_cli_host(int argc, char **argv)
 {
-    uint64_t count = 0, timeout = 600000;
+    uint64_t count = 0, timeout = 600000, metrics_port = 0;
+    const char *env_port = getenv("METRICS_PORT");
+    if (env_port && *env_port &&
+        bc_cli_parse_u64("host", "METRICS_PORT", env_port, 0, 65535, &metrics_port) != 0)
+        return 2;
     const char *prefix = "coord", *swarm = NULL;
-    static const struct option opts[] = {
-        {"count", required_argument, 0, 'n'}, {"prefix", required_argument, 0, 'p'},
-        {"swarm", required_argument, 0, 's'}, {"timeout", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"count", required_argument, 0, 'n'},
+                                         {"prefix", required_argument, 0, 'p'},
+                                         {"swarm", required_argument, 0, 's'},
+                                         {"timeout", required_argument, 0, 't'},
+                                         {"metrics-port", required_argument, 0, 'm'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -122,6 +132,9 @@ int bc_cli_host(int argc, char **argv)
             break;
         case 't':
             rc = bc_cli_parse_u64("host", "timeout", optarg, 1, UINT32_MAX, &timeout);
+            break;
+        case 'm':
+            rc = bc_cli_parse_u64("host", "metrics-port", optarg, 0, 65535, &metrics_port);
             break;
         case 'h':
             host_usage(stdout);
@@ -185,6 +198,19 @@ int bc_cli_host(int argc, char **argv)
     /* Heartbeats submitted before Redis is connected fail fast and are dropped: let the
      * connection come up first (bounded: if Redis is down the hub keeps retrying and the
      * coordinators start once it is back). */
+    if (metrics_port) {
+        int bound = 0;
+        rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)metrics_port, &bound, herr,
+                               sizeof herr);
+        if (rc != 0) {
+            fprintf(stderr, "Error: %s\n", herr);
+            bc_hub_destroy(hub);
+            bc_runtime_destroy(rt);
+            return 2;
+        }
+        printf("Metrics server listening on :%d\n", bound);
+        fflush(stdout);
+    }
     bc_hub_wait_ready(hub, 3000);
     host_t h;
     h.timeout_ms = (uint32_t)timeout;
