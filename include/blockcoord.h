@@ -86,10 +86,12 @@ typedef struct bc_runtime_opts_s {
                           parks; 0 = default (50 us) */
     int deterministic; /* nonzero: one worker, seeded interleaving (tests) */
     uint64_t seed;     /* seed for deterministic mode */
+    int io_spin_us;    /* how long the I/O thread keeps polling after its last work
+                          before it sleeps; -1 = never spin, 0 = default (100 us) */
 } bc_runtime_opts_t;
 
 /* Fill `opts` with defaults (also read from the environment:
- * BC_WORKERS). Always succeeds. */
+ * BC_WORKERS, BC_IO_SPIN_US). Always succeeds. */
 void bc_runtime_opts_init(bc_runtime_opts_t *opts);
 
 /* Create a runtime and start its worker threads and its I/O thread.

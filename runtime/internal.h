@@ -20,6 +20,7 @@
 #define BC_RQ_SIZE 256 /* per-worker run queue slots, power of two */
 #define BC_DEFAULT_BATCH 64
 #define BC_DEFAULT_SPIN_US 50
+#define BC_DEFAULT_IO_SPIN_US 100
 
 #define bc_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -90,6 +91,7 @@ struct bc_runtime_s {
     unsigned nworkers;
     unsigned batch;
     unsigned spin_us;
+    unsigned io_spin_us; /* 0: the I/O thread never spins */
     int det;
     uint64_t seed;
 

@@ -26,6 +26,15 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         else
             bc_log(BC_LOG_WARN, "BC_WORKERS=\"%s\" ignored: expected 1..%d", s, BC_MAX_WORKERS);
     }
+    s = getenv("BC_IO_SPIN_US");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v >= 0 && v <= 1000000)
+            o->io_spin_us = v ? (int)v : -1;
+        else
+            bc_log(BC_LOG_WARN, "BC_IO_SPIN_US=\"%s\" ignored: expected 0..1000000", s);
+    }
 }
 
 static void runtime_free(bc_runtime_t *rt)
@@ -59,7 +68,8 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
         if (n > BC_MAX_WORKERS)
             n = BC_MAX_WORKERS;
     }
-    if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000)
+    if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000 ||
+        opts->io_spin_us < -1 || opts->io_spin_us > 1000000)
         return -EINVAL;
     if (opts->deterministic)
         n = 1;
@@ -73,6 +83,9 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->nworkers = n;
     rt->batch = opts->batch ? opts->batch : BC_DEFAULT_BATCH;
     rt->spin_us = opts->spin_us ? opts->spin_us : BC_DEFAULT_SPIN_US;
+    rt->io_spin_us = opts->io_spin_us < 0    ? 0
+                     : opts->io_spin_us == 0 ? BC_DEFAULT_IO_SPIN_US
+                                             : (unsigned)opts->io_spin_us;
     rt->det = opts->deterministic != 0;
     rt->seed = opts->seed;
     bc_mpscq_init(&rt->inject, 0);
