@@ -6,6 +6,7 @@
  * never lost and one of another type never satisfies the wrong wait.
  */
 #include "hub.h"
+#include "obs.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -445,6 +446,9 @@ static void finish_wait(bc_coord_t *c, int status, const bc_signal_t *sig)
     }
     /* relaxed: statistics. */
     atomic_fetch_sub_explicit(&c->hub->n_waiting, 1, memory_order_relaxed);
+    if (status != -ECANCELED)
+        bc__obs_wait_done(c->hub, c->swarm, status == -ETIMEDOUT,
+                          (double)(bc_now_ns() - c->wait_start_ns) / 1e9);
     /* relaxed: reported by the next heartbeat. */
     int st = atomic_load_explicit(&c->state, memory_order_relaxed);
     if (st == BC_STATE_WAITING)
@@ -488,6 +492,7 @@ int bc_coord_wait(bc_coord_t *c, const char *types, uint32_t timeout_ms, bc_coor
     c->wait_fn = fn;
     c->wait_arg = arg;
     c->wait_timeout_ms = timeout_ms ? timeout_ms : DEFAULT_WAIT_MS;
+    c->wait_start_ns = bc_now_ns();
     /* relaxed: statistics and heartbeat state. */
     atomic_fetch_add_explicit(&c->hub->n_waiting, 1, memory_order_relaxed);
     int st = atomic_load_explicit(&c->state, memory_order_relaxed);

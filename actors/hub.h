@@ -73,6 +73,7 @@ struct bc_coord_s {
     bc_timer_t *wait_timer;
     uint64_t wait_seq;
     uint32_t wait_timeout_ms;
+    uint64_t wait_start_ns;
     bc_msg_t *pend_head, *pend_tail; /* accepted signals not yet waited for */
     bc__ackwait_t *ackwaits;
     uint64_t ackwait_seq;

@@ -36,6 +36,10 @@ static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                          1,      2,       2.5,    5,     10};
 
+/* The Node peers' buckets for how long a coordinator stayed blocked, and the tutorial's. */
+static const double blocking_buckets[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800};
+static const double coordination_buckets[] = {10, 30, 60, 120, 300, 600, 1800};
+
 enum { FAIL_SIGNATURE, FAIL_MALFORMED, FAIL_REPLAY, FAIL_REDIS, FAIL_COUNT };
 static const char *const fail_reasons[FAIL_COUNT] = {"signature", "malformed", "replay", "redis"};
 
@@ -45,7 +49,8 @@ typedef struct obs_s {
     bc_http_server_t *srv; /* I/O thread */
     uint64_t start_ms;     /* bc_now_ms() when serving started */
 
-    bc_metric_family_t *latency;
+    bc_metric_family_t *latency, *blocking_dur;
+    bc_histogram_t *coordination_dur;
     bc_gauge_t *active, *blocking, *breaker_state, *breaker_open_s, *redis_connected,
         *pipeline_depth;
     bc_counter_t *sent, *received, *failures[FAIL_COUNT], *timeouts, *hb_failures, *reconnections,
@@ -61,19 +66,6 @@ typedef struct obs_s {
     int port;
     char err[160];
 } obs_t;
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-    if (err == NULL || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-}
 
 /* ---------------------------------------------------------------- registry */
 
@@ -170,6 +162,25 @@ static void build_registry(obs_t *o)
     o->latency = reg(o, "signal_delivery_latency_seconds",
                      "Latency of signal delivery from send to receipt in seconds",
                      BC_METRIC_HISTOGRAM, "signal_type");
+    bc_metric_opts_t ho = {.name = "blocking_duration_seconds",
+                           .help = "Time a coordinator spent blocked waiting for a signal",
+                           .type = BC_METRIC_HISTOGRAM,
+                           .labels = {"swarm_id", "status"},
+                           .buckets = blocking_buckets,
+                           .nbuckets = sizeof blocking_buckets / sizeof blocking_buckets[0],
+                           .max_children = OBS_MAX_TYPES};
+    if (bc_metrics_register(o->m, &ho, &o->blocking_dur) != 0)
+        abort();
+    bc_metric_opts_t co = {.name = "blocking_coordination_duration_seconds",
+                           .help = "Duration of blocking coordination waits (the tutorial's name)",
+                           .type = BC_METRIC_HISTOGRAM,
+                           .buckets = coordination_buckets,
+                           .nbuckets =
+                               sizeof coordination_buckets / sizeof coordination_buckets[0]};
+    bc_metric_family_t *cf = NULL;
+    if (bc_metrics_register(o->m, &co, &cf) != 0)
+        abort();
+    o->coordination_dur = bc_histogram_labels(cf, NULL);
     o->timeouts = counter(o, "timeout_events_total", "Total number of timeout events triggered",
                           "timeout_type", "signal_wait");
     o->hb_failures =
@@ -323,22 +334,23 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
                       size_t errlen)
 {
     if (h == NULL || port < 0 || port > 65535) {
-        seterr(err, errlen, "bc_hub_serve_http: %s", h ? "port must be 0..65535" : "NULL hub");
+        bc__seterr(err, errlen, "bc_hub_serve_http: %s", h ? "port must be 0..65535" : "NULL hub");
         return -EINVAL;
     }
     if (bind == NULL || *bind == '\0')
         bind = "127.0.0.1";
     if (strlen(bind) >= sizeof((obs_t *)0)->bind) {
-        seterr(err, errlen, "bind address \"%s\" is too long", bind);
+        bc__seterr(err, errlen, "bind address \"%s\" is too long", bind);
         return -EINVAL;
     }
     if (h->rt->io == NULL || bc_io_is_current(h->rt->io)) {
-        seterr(err, errlen, "bc_hub_serve_http: call it from a thread other than the I/O thread");
+        bc__seterr(err, errlen,
+                   "bc_hub_serve_http: call it from a thread other than the I/O thread");
         return -EINVAL;
     }
     /* acquire: pairs with the release publishing a running server. */
     if (atomic_load_explicit(&h->obs, memory_order_acquire) != NULL) {
-        seterr(err, errlen, "this hub already serves metrics");
+        bc__seterr(err, errlen, "this hub already serves metrics");
         return -EEXIST;
     }
     obs_t *o = calloc(1, sizeof *o);
@@ -353,7 +365,7 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
     build_registry(o);
     int rc = run_on_io(o, &o->start_task, start_io);
     if (rc != 0) {
-        seterr(err, errlen, "%s", o->err);
+        bc__seterr(err, errlen, "%s", o->err);
         obs_free(o);
         return rc;
     }
@@ -363,7 +375,7 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
                                                  memory_order_relaxed)) {
         run_on_io(o, &o->stop_task, stop_io);
         obs_free(o);
-        seterr(err, errlen, "this hub already serves metrics");
+        bc__seterr(err, errlen, "this hub already serves metrics");
         return -EEXIST;
     }
     if (port_out)
@@ -379,6 +391,20 @@ void bc__obs_signal_latency(bc_hub_t *h, const char *type, double latency_s)
         return;
     bc_histogram_observe(bc_histogram_labels(o->latency, (const char *const[]){type}),
                          latency_s > 0 ? latency_s : 0);
+}
+
+void bc__obs_wait_done(bc_hub_t *h, const char *swarm, int timed_out, double seconds)
+{
+    /* acquire: pairs with the release in bc_hub_serve_http. */
+    obs_t *o = atomic_load_explicit(&h->obs, memory_order_acquire);
+    if (o == NULL)
+        return;
+    if (seconds < 0)
+        seconds = 0;
+    const char *labels[] = {swarm && swarm[0] ? swarm : "unknown",
+                            timed_out ? "timeout" : "completed"};
+    bc_histogram_observe(bc_histogram_labels(o->blocking_dur, labels), seconds);
+    bc_histogram_observe(o->coordination_dur, seconds);
 }
 
 void bc__obs_destroy(bc_hub_t *h)

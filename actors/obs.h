@@ -15,6 +15,11 @@
  * exists. */
 void bc__obs_signal_latency(bc_hub_t *h, const char *type, double latency_s);
 
+/* Record one finished wait (bc_coord_wait): blocking_duration_seconds{swarm_id,status} and
+ * blocking_coordination_duration_seconds. swarm NULL or "" = "unknown", as the Node peers
+ * label it. No-op while the hub serves no metrics. Any thread. */
+void bc__obs_wait_done(bc_hub_t *h, const char *swarm, int timed_out, double seconds);
+
 /* Stop the HTTP server (on the I/O thread, waiting for it) and free the registry. Call from
  * bc_hub_destroy once the watcher has stopped, before the Redis layer is destroyed. No-op
  * when the hub never served. Non-I/O thread. */

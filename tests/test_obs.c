@@ -247,6 +247,15 @@ static void test_metrics_after_signals(void **state)
     int ntimeouts = pc.ntimeouts;
     pthread_mutex_unlock(&pc.lock);
     assert_true(st.timeouts - (uint64_t)to0 == (uint64_t)ntimeouts);
+    /* Finished waits feed both blocking-duration histograms: coord-c's timed out, b's (the 10
+     * signals) completed. */
+    double bt =
+        scrape(port, "blocking_duration_seconds_count{swarm_id=\"unknown\",status=\"timeout\"}");
+    assert_true(bt == (double)ntimeouts);
+    double bc =
+        scrape(port, "blocking_duration_seconds_count{swarm_id=\"unknown\",status=\"completed\"}");
+    assert_true(bc >= 10);
+    assert_true(scrape(port, "blocking_coordination_duration_seconds_count") >= bt + bc);
 
     bc_coord_release(a);
     bc_coord_release(b);
