@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_WAIT_MS (30u * 60u * 1000u)
 #define DEFAULT_ACK_WAIT_MS 30000u
@@ -226,6 +227,22 @@ bool bc__coord_sends_done(bc_coord_t *c)
     return done;
 }
 
+int bc_coord_flush(bc_coord_t *c, int timeout_ms)
+{
+    if (c == NULL || timeout_ms < 0)
+        return -EINVAL;
+    if (bc_worker_id() >= 0)
+        return -EDEADLK;
+    uint64_t deadline = bc_now_ms() + (uint64_t)timeout_ms;
+    struct timespec pause = {0, 1000000};
+    while (!bc__coord_sends_done(c)) {
+        if (bc_now_ms() >= deadline)
+            return -ETIMEDOUT;
+        nanosleep(&pause, NULL);
+    }
+    return 0;
+}
+
 /* The lane of receiver `to`, created if needed; idle lanes passed on the way are freed.
  * Caller holds c->lane_lock. */
 static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
@@ -305,6 +322,17 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     const char *pub[] = {"PUBLISH", chan, rec->json};
     size_t publ[] = {7, strlen(chan), rec->len};
     rec->lane = l;
+    /* Node's marker and the hint go first, on the connection this coordinator's writes use
+     * (same reply actor), so the answer to the durable write below also means both were
+     * executed: bc_coord_flush needs to track that write only. The hint does not wait for the
+     * durable copy: a receiver that sees the hint first consumes the copy as a duplicate. */
+    if (h->opts.node_markers) {
+        char mk[BC_SIGID_MAX + 32];
+        snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);
+        const char *m[] = {"SET", mk, "1", "EX", SIGNAL_TTL};
+        bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
+    }
+    bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
     if (l->nx_inflight) {
         if (l->dtail)
             l->dtail->next = rec;
@@ -326,16 +354,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         bc_redis_cmd(h->redis, c->actor, (uint64_t)(uintptr_t)rec | TAG_SETNX,
                      BC_REDIS_CLASS_SIGNAL, 6, set, setl);
     }
-    /* The hint goes out at once, whatever the durable copy waits for. Still under the lock:
-     * once it is released, the answer to the write may free rec. */
-    bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
     pthread_mutex_unlock(&c->lane_lock);
-    if (h->opts.node_markers) {
-        char mk[BC_SIGID_MAX + 32];
-        snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);
-        const char *m[] = {"SET", mk, "1", "EX", SIGNAL_TTL};
-        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
-    }
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&c->signals_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->n_sent, 1, memory_order_relaxed);
@@ -375,6 +394,8 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
         /* relaxed: statistics. */
         atomic_fetch_add_explicit(&h->n_send_fail, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&h->n_redis_errors, 1, memory_order_relaxed);
+        /* Before the lane is settled: bc_coord_flush returns only after this was seen. */
+        emit(c, BC_EV_SEND_FAILED, rec->to, why, NULL);
     }
     pthread_mutex_lock(&c->lane_lock);
     bool keep = false;
@@ -408,8 +429,6 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
         free(l);
     }
     pthread_mutex_unlock(&c->lane_lock);
-    if (failed)
-        emit(c, BC_EV_SEND_FAILED, rec->to, why, NULL);
     if (!keep)
         free(rec);
 }

@@ -347,12 +347,10 @@ void bc_hub_destroy(bc_hub_t *h)
      * its RPUSH to make): up to 2 s. */
     uint64_t deadline = bc_now_ms() + 2000;
     struct timespec pause = {0, 2000000};
-    for (size_t i = 0; i < n; i++)
-        while (bc_now_ms() < deadline) {
-            if (bc__coord_sends_done(all[i]))
-                break;
-            nanosleep(&pause, NULL);
-        }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t now = bc_now_ms();
+        bc_coord_flush(all[i], now < deadline ? (int)(deadline - now) : 0);
+    }
     for (size_t i = 0; i < n; i++) {
         bc_coord_stop(all[i]);
         bc__coord_release(all[i]);

@@ -37,7 +37,6 @@
 
 #define DEFAULT_TIMEOUT_MS 600000u
 #define DEFAULT_HEARTBEAT_MS 5000u
-#define READY_GRACE_MS 3000
 
 typedef struct {
     const char *id;
@@ -483,11 +482,6 @@ int main(int argc, char **argv)
         }
         say("Metrics server listening on :%d", bound);
     }
-
-    /* A heartbeat submitted before Redis is connected fails fast and is dropped: give the
-     * connection a moment so the coordinator's first heartbeat lands. If Redis is down the
-     * hub keeps retrying and the coordinator starts once it is back. */
-    bc_hub_wait_ready(hub, READY_GRACE_MS);
 
     bc_coord_opts_t co;
     bc_coord_opts_init(&co);

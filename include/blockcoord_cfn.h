@@ -250,6 +250,12 @@ void bc_signal_free(bc_signal_t *s);
 void bc_coord_set_state(bc_coord_t *c, bc_coord_state_t st);
 void bc_coord_set_iteration(bc_coord_t *c, uint64_t iteration); /* any thread */
 
+/* Wait until Redis has answered every signal this coordinator sent (a SET NX that found the
+ * slot taken has made its RPUSH too), so that a short-lived sender can stop without losing
+ * one. Failures are reported as BC_EV_SEND_FAILED before this returns. Returns 0, -ETIMEDOUT,
+ * -EDEADLK (called on a runtime worker: it would block one), -EINVAL. */
+int bc_coord_flush(bc_coord_t *c, int timeout_ms);
+
 /* Run fn(c, arg) on the coordinator (as one of its callbacks, so it may call bc_coord_wait and
  * bc_coord_wait_acks). Any thread. Returns 0, -ESRCH if the coordinator has stopped (fn does
  * not run), -EINVAL. */

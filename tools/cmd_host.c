@@ -195,9 +195,6 @@ int bc_cli_host(int argc, char **argv)
         bc_runtime_destroy(rt);
         return 2;
     }
-    /* Heartbeats submitted before Redis is connected fail fast and are dropped: let the
-     * connection come up first (bounded: if Redis is down the hub keeps retrying and the
-     * coordinators start once it is back). */
     if (metrics_port) {
         int bound = 0;
         rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)metrics_port, &bound, herr,
@@ -211,7 +208,6 @@ int bc_cli_host(int argc, char **argv)
         printf("Metrics server listening on :%d\n", bound);
         fflush(stdout);
     }
-    bc_hub_wait_ready(hub, 3000);
     host_t h;
     h.timeout_ms = (uint32_t)timeout;
     atomic_init(&h.ready, 0);

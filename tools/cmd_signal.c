@@ -5,16 +5,13 @@
  * its id), so it may borrow the id of a coordinator running elsewhere. Everything the user
  * typed is validated before the runtime starts: a bad id, type or payload never reaches Redis.
  *
- * Before the process exits, every command the send submitted must have been answered by Redis
- * (the slot write, the queue fallback, the publish hint and Node's idempotency marker); tearing
- * the hub down earlier would answer the rest with "shutdown" unsent. The drain below waits for
- * the Redis layer to go quiet, stops the coordinator (it first handles the replies already in
- * its mailbox, which may submit the queue fallback), then waits again.
+ * Before the process exits, bc_coord_flush waits until Redis has answered the signal's write
+ * (and with it the hint and Node's marker, submitted before it); tearing the hub down earlier
+ * would answer them with "shutdown" unsent.
  */
 #include "cli.h"
 
-#include "hub.h"
-#include "redis.h"
+#include "blockcoord_cfn.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -117,41 +114,6 @@ static void on_event(bc_coord_t *c, const bc_coord_event_t *ev, void *arg)
     snprintf(x->send_error, sizeof x->send_error, "%s", ev->detail ? ev->detail : "unknown");
     pthread_mutex_unlock(&x->lock);
     ctx_finish(x, 1);
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* 1 when every command submitted so far has been answered. */
-static int redis_quiet(bc_redis_t *r, uint64_t *submitted)
-{
-    bc_redis_stats_t st;
-    bc_redis_stats(r, &st);
-    uint64_t queued = 0;
-    for (int i = 0; i < BC_REDIS_CLASS_COUNT; i++)
-        queued += st.queued[i];
-    *submitted = st.submitted;
-    return st.replied_total >= st.submitted && st.in_flight == 0 && queued == 0;
-}
-
-/* Wait until Redis has answered everything, stably for a few ms (a reply is counted just
- * before it is handed to its actor). Returns 0 or -ETIMEDOUT. */
-static int redis_drain(bc_redis_t *r, uint64_t deadline)
-{
-    uint64_t before, after;
-    while (bc_now_ms() < deadline) {
-        if (redis_quiet(r, &before)) {
-            sleep_ms(20);
-            if (redis_quiet(r, &after) && after == before)
-                return 0;
-        } else {
-            sleep_ms(2);
-        }
-    }
-    return -ETIMEDOUT;
 }
 
 static int parse_args(int argc, char **argv, sig_ctx_t *x)
@@ -318,18 +280,7 @@ int bc_cli_signal(int argc, char **argv)
 
     if (x.sid[0]) {
         /* Everything the send submitted must reach Redis before the layer is torn down. */
-        uint64_t deadline = bc_now_ms() + DRAIN_TIMEOUT_MS;
-        int drained = redis_drain(hub->redis, deadline);
-        bc_coord_stop(coord);
-        bc_hub_stats_t st;
-        do {
-            bc_hub_stats(hub, &st);
-            if (st.coordinators == 0)
-                break;
-            sleep_ms(2);
-        } while (bc_now_ms() < deadline);
-        if (drained == 0)
-            drained = redis_drain(hub->redis, deadline);
+        int drained = bc_coord_flush(coord, DRAIN_TIMEOUT_MS);
         pthread_mutex_lock(&x.lock);
         int failed = x.send_failed;
         pthread_mutex_unlock(&x.lock);
