@@ -405,13 +405,18 @@ static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
     m->sig.latency_s = (double)lat / 1000.0;
     bc__obs_signal_latency(h, f->type, m->sig.latency_s);
     m->acked = acked;
-    if (bc_send(c->actor, &m->hdr) != 0) {
-        requeue(w, c, f);
-        return;
-    }
+    /* Counted before the hand-over, so a reader that has seen the coordinator act on the signal
+     * also sees it counted; taken back if the coordinator stopped meanwhile. */
     count(&h->n_delivered);
     if (fast)
         count(&h->n_fast);
+    if (bc_send(c->actor, &m->hdr) != 0) {
+        /* relaxed: statistics. */
+        atomic_fetch_sub_explicit(&h->n_delivered, 1, memory_order_relaxed);
+        if (fast)
+            atomic_fetch_sub_explicit(&h->n_fast, 1, memory_order_relaxed);
+        requeue(w, c, f);
+    }
 }
 
 /* The coordinator stopped between consuming and delivering: give the signal back. */
