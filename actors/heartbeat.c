@@ -14,9 +14,19 @@
 
 #define SLICE_MS 20u /* one tick writes the coordinators due in this slice of the interval */
 
+#define ZADD_MAX 256 /* registry members per ZADD */
+
+/* One ZADD blocking:registry for a whole tick's heartbeats, not one per coordinator. */
+typedef struct {
+    int n;
+    const char *argv[2 + 2 * ZADD_MAX];
+    char scores[ZADD_MAX][24];
+} zadd_t;
+
 typedef struct {
     bc_hub_t *h;
     bc_actor_t *self;
+    zadd_t zadd;
     bc_coord_t **all; /* counted */
     size_t n, cap, cursor;
     unsigned tick, slices; /* tick in 0..slices-1 within the interval */
@@ -58,6 +68,30 @@ static size_t json_str(char *buf, size_t len, size_t at, const char *s)
     return at;
 }
 
+static void zadd_flush(hb_t *b)
+{
+    zadd_t *z = &b->zadd;
+    if (z->n == 0)
+        return;
+    z->argv[0] = "ZADD";
+    z->argv[1] = "blocking:registry";
+    bc_redis_cmd(b->h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 2 + 2 * z->n, z->argv, NULL);
+    z->n = 0;
+}
+
+/* Register c at score ts in the pending ZADD (c's id outlives the flush: b holds c). */
+static void zadd_add(hb_t *b, const bc_coord_t *c, uint64_t ts)
+{
+    zadd_t *z = &b->zadd;
+    snprintf(z->scores[z->n], sizeof z->scores[0], "%llu", (unsigned long long)ts);
+    z->argv[2 + 2 * z->n] = z->scores[z->n];
+    z->argv[3 + 2 * z->n] = c->id;
+    if (++z->n == ZADD_MAX)
+        zadd_flush(b);
+}
+
+/* Write c's heartbeat (SETEX); a live one joins the tick's ZADD, a final one leaves the
+ * registry. */
 static void write_hb(hb_t *b, bc_coord_t *c, bool final)
 {
     bc_hub_t *h = b->h;
@@ -94,10 +128,9 @@ static void write_hb(hb_t *b, bc_coord_t *c, bool final)
         return;
     json[at++] = '}';
     json[at] = '\0';
-    char key[BC_ID_MAX + 32], ttl[16], score[24];
+    char key[BC_ID_MAX + 32], ttl[16];
     snprintf(key, sizeof key, "blocking:heartbeat:%s", c->id);
     snprintf(ttl, sizeof ttl, "%u", final ? h->opts.final_ttl_s : h->opts.heartbeat_ttl_s);
-    snprintf(score, sizeof score, "%llu", (unsigned long long)ts);
     const char *a1[] = {"SETEX", key, ttl, json};
     size_t l1[] = {5, strlen(key), strlen(ttl), at};
     bc_redis_cmd(h->redis, final ? b->self : NULL, final ? 1 : 0, BC_REDIS_CLASS_HEARTBEAT, 4, a1,
@@ -106,8 +139,7 @@ static void write_hb(hb_t *b, bc_coord_t *c, bool final)
         const char *a2[] = {"ZREM", "blocking:registry", c->id};
         bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 3, a2, NULL);
     } else {
-        const char *a2[] = {"ZADD", "blocking:registry", score, c->id};
-        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 4, a2, NULL);
+        zadd_add(b, c, ts);
     }
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&h->n_heartbeats, 1, memory_order_relaxed);
@@ -126,6 +158,7 @@ static void add(hb_t *b, bc_coord_t *c)
     c->hb_index = b->n;
     b->all[b->n++] = c; /* keeps the message's reference */
     write_hb(b, c, false);
+    zadd_flush(b);
 }
 
 static void remove_coord(hb_t *b, bc_coord_t *c)
@@ -155,6 +188,7 @@ static void on_tick(hb_t *b)
             b->cursor = 0;
         write_hb(b, b->all[b->cursor++], false);
     }
+    zadd_flush(b);
 }
 
 /* (Re)connected: heartbeats are fail-fast while Redis is away, so write everyone's now. */
@@ -162,6 +196,7 @@ static void on_up(hb_t *b)
 {
     for (size_t i = 0; i < b->n; i++)
         write_hb(b, b->all[i], false);
+    zadd_flush(b);
 }
 
 static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
