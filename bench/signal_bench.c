@@ -16,12 +16,10 @@
  *        iteration the commands one round trip costs (ceiling_run() lists them).
  * Reports medians of --runs runs (ratios: medians of the per-run ratios).
  *
- * Key decision: the public API has no way to run code on a coordinator from outside, and
- * bc_coord_wait_acks may only be called there. The bench posts the coordinator's own event
- * message (actors/hub.h BC__M_EVENT) with a private event type to bench-tx; its on_event
- * callback then runs on the coordinator and sends. That keeps pacing on the main thread, exact
- * to the floor's method, without a busy-waiting worker. (The round-trip senders need no such
- * trigger: each starts from on_start and continues from its ACK callback.)
+ * Key decision: bc_coord_wait_acks may only be called on the coordinator, so the main thread
+ * paces bench-tx with bc_coord_post (run a function on the coordinator), exact to the floor's
+ * method, without a busy-waiting worker. (The round-trip senders need no such trigger: each
+ * starts from on_start and continues from its ACK callback.)
  */
 #include "hub.h"
 #include "redis_conf.h"
@@ -38,7 +36,6 @@
 #include <unistd.h>
 
 #define BENCH_SECRET "5b1e0c9f3a7d2e8b4c6f1a9d3e7b2c8f4a6d1e9b3c7f2a8d4e6b1c9f3a7d2e8b"
-#define EV_GO 1000 /* private event type: "send now" */
 #define MAX_RUNS 20
 #define MAX_SIZES 16
 #define GAP_NS 200000L
@@ -338,7 +335,7 @@ static void floor_run(size_t n, double *p50, double *p99)
 
 /* One signal round trip as observed in INFO commandstats (docs/protocol.md §2.2-§3.3,
  * actors/coord.c, actors/watcher.c), on the command connection:
- *   sender:   SET signal NX EX 86400, PUBLISH notify <signal>, SET idempotency 1 EX 86400
+ *   sender:   SET idempotency 1 EX 86400, PUBLISH notify <signal>, SET signal NX EX 86400
  *   receiver: GETDEL signal, LPOP queue 256 (keyspace "set" event -> drain),
  *             SET consumed 1 NX EX 86400 (fast path), SETEX ack 3600, SETEX ack-slot 3600,
  *             PUBLISH notify <ack>
@@ -477,17 +474,6 @@ struct bench_s {
     _Atomic uint64_t rt_done, rt_fail;
 };
 
-/* Run on_event(EV_GO) on coordinator c (see the key decision at the top). */
-static void post_go(bc_coord_t *c)
-{
-    bc__event_msg_t *e = bc_msg_alloc(sizeof *e, BC__M_EVENT);
-    e->type = (bc_coord_event_type_t)EV_GO;
-    e->peer[0] = '\0';
-    e->detail[0] = '\0';
-    if (bc_send(c->actor, &e->hdr) != 0)
-        die("coordinator %s is gone", bc_coord_id(c));
-}
-
 static void on_ready(bc_coord_t *c, void *arg)
 {
     bench_t *b = arg;
@@ -496,11 +482,9 @@ static void on_ready(bc_coord_t *c, void *arg)
     atomic_fetch_add_explicit(&b->ready, 1, memory_order_relaxed);
 }
 
-/* A fresh sender id. messageIds are <sender>:<receiver>:<type>:<iteration>:<timestamp> and
- * a coordinator's timestamps are max(now, last + 1) from 0 at each spawn, so a sender that
- * sent faster than one signal per ms to a receiver ran ahead of the clock, and a new
- * incarnation under the same id would reuse its messageIds: the receiver drops those as
- * replays while the sender's ACK wait is satisfied by the old ACK. Never reuse an id here. */
+/* A fresh sender id per run and size: messageIds are
+ * <sender>:<receiver>:<type>:<iteration>:<timestamp>, and a run without --flush must not meet
+ * the consumed markers and ACKs an earlier run left under the same ids. */
 static void next_incarnation(char *id, size_t len, const char *what, int k)
 {
     if (k < 0)
@@ -554,12 +538,10 @@ static void tx_acks(bc_coord_t *c, const bc_ack_result_t *r, void *arg)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* bench-tx: one signal to the current target, then wait for its ACK. */
-static void tx_event(bc_coord_t *c, const bc_coord_event_t *ev, void *arg)
+/* bench-tx: one signal to the current target, then wait for its ACK (run by bc_coord_post). */
+static void tx_go(bc_coord_t *c, void *arg)
 {
     bench_t *b = arg;
-    if ((int)ev->type != EV_GO)
-        return;
     char to[24], payload[80], sid[BC_SIGNAL_ID_MAX + 1], err[200];
     pthread_mutex_lock(&b->lock);
     snprintf(to, sizeof to, "b-%zu", b->target);
@@ -616,14 +598,12 @@ static void rt_start(bc_coord_t *c, void *arg)
     rt_fire(c, r);
 }
 
-static bc_coord_t *spawn(bench_t *b, const char *id, bc_coord_start_fn start, bc_coord_event_fn ev,
-                         void *arg, int keep)
+static bc_coord_t *spawn(bench_t *b, const char *id, bc_coord_start_fn start, void *arg, int keep)
 {
     bc_coord_opts_t o;
     bc_coord_opts_init(&o);
     o.id = id;
     o.on_start = start;
-    o.on_event = ev;
     o.arg = arg;
     bc_coord_t *c = NULL;
     char err[256];
@@ -683,7 +663,8 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
         pthread_mutex_unlock(&b->lock);
         *rr = (*rr + 1) % b->n;
         sleep_ns(GAP_NS);
-        post_go(b->tx);
+        if (bc_coord_post(b->tx, tx_go, b) != 0)
+            die("coordinator %s is gone", bc_coord_id(b->tx));
         struct timespec dl = deadline_in(ACK_TIMEOUT_MS + 5000);
         pthread_mutex_lock(&b->lock);
         while (!(b->got_wake && b->got_ack))
@@ -728,7 +709,7 @@ static void roundtrip_run(bench_t *b, double secs, run_t *out)
         r->b = b;
         snprintf(r->to, sizeof r->to, "b-%zu", k * stride);
         next_incarnation(id, sizeof id, "rt", (int)k);
-        r->c = spawn(b, id, rt_start, NULL, r, 1);
+        r->c = spawn(b, id, rt_start, r, 1);
     }
     g_incarnation++;
     uint64_t until = bc_now_ms() + 60000;
@@ -928,13 +909,13 @@ static void run_size(const conf_t *cf)
     char id[32];
     for (size_t i = 0; i < cf->n; i++) {
         snprintf(id, sizeof id, "b-%zu", i);
-        spawn(b, id, rx_start, NULL, b, 0);
+        spawn(b, id, rx_start, b, 0);
     }
     wait_ready(b, cf->n, "spawn");
     double spawn_s = (double)(bc_now_ns() - t0) / 1e9;
     double rss1 = rss_mb();
     next_incarnation(b->tx_id, sizeof b->tx_id, "bench-tx", -1);
-    b->tx = spawn(b, b->tx_id, on_ready, tx_event, b, 1);
+    b->tx = spawn(b, b->tx_id, on_ready, b, 1);
     wait_ready(b, cf->n + 1, "spawn of the sender");
     settle(b);
     if (!g_json)
