@@ -217,4 +217,15 @@ static inline bc_coord_t *probe_spawn(bc_hub_t *h, const char *id, probe_t *p)
     return c;
 }
 
+/* probe_init + probe_spawn, then wait (10 s at most) until it can receive; fails the test
+ * otherwise. Needs cmocka (include harness.h first). */
+static inline bc_coord_t *probe_start(bc_hub_t *h, const char *id, probe_t *p, const char *types)
+{
+    probe_init(p, types, 60000);
+    bc_coord_t *c = probe_spawn(h, id, p);
+    assert_non_null(c);
+    assert_true(probe_until(p, pred_ready, NULL, 10000));
+    return c;
+}
+
 #endif

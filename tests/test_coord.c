@@ -34,12 +34,8 @@ static void run_send_wait_ack(int fast)
     g_fast_path = 1;
     assert_string_equal(bc_hub_notify_mode(e.hub), "keyspace");
     probe_t pa, pb;
-    probe_init(&pa, "never", 60000);
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
 
     ackreq_t q = {&pa, "", {"coord-b"}, 1, 10000};
     char err[200];
@@ -133,9 +129,7 @@ static void run_four_validators(int fast)
     bc_hub_t *h2 = hub_on(&e, BC_NOTIFY_AUTO);
     g_fast_path = 1;
     probe_t po;
-    probe_init(&po, NULL, 60000);
-    bc_coord_t *poc = probe_spawn(e.hub, "po-1", &po);
-    assert_true(probe_until(&po, pred_ready, NULL, 10000));
+    bc_coord_t *poc = probe_start(e.hub, "po-1", &po, NULL);
     const int rounds = (int)bc_test_scaled(50, 10);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, 4);
@@ -145,10 +139,7 @@ static void run_four_validators(int fast)
     for (int i = 0; i < 4; i++) {
         char id[16];
         snprintf(id, sizeof id, "v-%d", i + 1);
-        probe_init(&vp[i], "never", 60000);
-        vt[i] = (vthread_t){probe_spawn(h2, id, &vp[i]), &bar, rounds, 0};
-        assert_non_null(vt[i].c);
-        assert_true(probe_until(&vp[i], pred_ready, NULL, 10000));
+        vt[i] = (vthread_t){probe_start(h2, id, &vp[i], "never"), &bar, rounds, 0};
     }
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, validator_thread, &vt[i]);
@@ -333,9 +324,7 @@ static void test_early_signal_and_replay_across_processes(void **state)
 
     e.hub = hub_on(&e, BC_NOTIFY_AUTO);
     probe_t p2;
-    probe_init(&p2, NULL, 60000);
-    bc_coord_t *c2 = probe_spawn(e.hub, "coord-r", &p2);
-    assert_true(probe_until(&p2, pred_ready, NULL, 10000));
+    bc_coord_t *c2 = probe_start(e.hub, "coord-r", &p2, NULL);
     r = bc_test_redis_cmd(e.redis, "SETEX blocking:signal:coord-r 86400 %s", EARLY);
     freeReplyObject(r);
     assert_true(probe_until(&p2, pred_event, "rejected coord-a replay", 10000));
@@ -353,12 +342,8 @@ static void test_poll_fallback(void **state)
     assert_string_equal(bc_hub_notify_mode(e.hub), "poll");
     assert_non_null(strstr(bc_hub_notify_reason(e.hub), "CONFIG"));
     probe_t pb, pa;
-    probe_init(&pb, NULL, 60000);
-    probe_init(&pa, "never", 60000);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
     redisReply *r = bc_test_redis_cmd(
         e.redis, "SETEX blocking:signal:coord-b 86400 %s",
         "{\"timestamp\":1760000000000,\"senderId\":\"coord-x\",\"receiverId\":\"coord-b\","
@@ -394,9 +379,7 @@ static void test_reconnect_rereads_slots(void **state)
     env_t e;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     probe_t pb;
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
     bc_test_redis_kill(e.redis);
     bc_test_redis_restart(e.redis);
     /* Written before the hub's reconnect (its first retry is 1 s away): no event reaches it. */
@@ -453,12 +436,8 @@ static void test_ack_wait_partial(void **state)
     env_t e;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     probe_t pa, pb;
-    probe_init(&pa, "never", 60000);
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
     ackreq_t q = {&pa, "", {"coord-gone", "coord-b"}, 2, 800};
     char err[200];
     assert_int_equal(bc_coord_send(a, "coord-b", "checkpoint", NULL, q.sid, err, sizeof err), 0);

@@ -50,9 +50,7 @@ static void test_signals_s1_to_s7(void **state)
     env_t e;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     probe_t pb;
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
 
     /* S1: Node format, unsigned: delivered with type, payload and messageId; slot consumed. */
     setex(&e, "blocking:signal:coord-b", S1);
@@ -129,9 +127,7 @@ static void test_signal_s4_require_signature(void **state)
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     g_require_signature = 0;
     probe_t pb;
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
     setex(&e, "blocking:signal:coord-b", S1);
     assert_true(probe_until(&pb, pred_event, "rejected - missing signature", 10000));
     assert_true(slot_gone(&e, "coord-b"));
@@ -264,9 +260,7 @@ static int ack_case(const char *value, int *flagged)
     env_t e;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     probe_t pa;
-    probe_init(&pa, "never", 60000);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
     assert_int_equal(bc_coord_post(a, start_ack_wait, &pa), 0);
     bc_test_sleep_ms(200); /* the wait's subscription is live well before this */
     redisReply *r =
@@ -370,9 +364,7 @@ static void test_ack_reverse_direction(void **state)
     env_t e;
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     probe_t pb;
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
     bc_coord_set_iteration(b, 7);
     setex(&e, "blocking:signal:coord-b",
           "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","

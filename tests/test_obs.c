@@ -175,12 +175,8 @@ static void test_metrics_after_signals(void **state)
     assert_int_equal(bc_hub_serve_http(e.hub, NULL, 0, &dummy, err, sizeof err), -EEXIST);
 
     probe_t pa, pb;
-    probe_init(&pa, "never", 60000);
-    probe_init(&pb, NULL, 60000);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    bc_coord_t *b = probe_spawn(e.hub, "coord-b", &pb);
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
-    assert_true(probe_until(&pb, pred_ready, NULL, 10000));
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
 
     http_resp_t r;
     assert_int_equal(http_get(port, "GET", "/metrics", &r), 0);
@@ -283,9 +279,7 @@ static void test_health_follows_redis(void **state)
     env_up(&e, NULL, BC_NOTIFY_AUTO);
     int port = serve(e.hub);
     probe_t pa;
-    probe_init(&pa, NULL, 60000);
-    bc_coord_t *a = probe_spawn(e.hub, "coord-a", &pa);
-    assert_true(probe_until(&pa, pred_ready, NULL, 10000));
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, NULL);
     char body[512];
     assert_int_equal(health(port, body, sizeof body), 200);
     assert_non_null(strstr(body, "\"status\":\"healthy\""));
