@@ -8,13 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Coordinator subcommands (tools/cmd_signal.c, cmd_host.c, cmd_verify.c). */
-int bc_cli_signal(int argc, char **argv);
-int bc_cli_host(int argc, char **argv);
-int bc_cli_verify_setup(int argc, char **argv);
-
-int bc_cli_ring(int argc, char **argv); /* cmd_demo.c */
-
 static const bc_cli_cmd_t commands[] = {
     {"demo", "the CFN Loop at scale: product owners and validators coordinating via Redis",
      bc_cli_demo},

@@ -3,6 +3,7 @@
 #define BC_CLI_H
 
 #include "blockcoord.h"
+#include "blockcoord_cfn.h"
 
 #include <stdint.h>
 
@@ -18,7 +19,18 @@ typedef struct {
 int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
                      uint64_t *out);
 
+/* Create a runtime (ro NULL: defaults) and a hub on it (ho NULL: defaults, i.e. REDIS_URL and
+ * BLOCKING_COORDINATION_SECRET). On failure prints "<prefix><why>" to stderr, leaves nothing
+ * running and returns the exit status: 1 (the runtime did not start) or 2 (bad configuration:
+ * URL, environment, missing secret). Returns 0 with *rt and *hub set. */
+int bc_cli_start_hub(const char *prefix, const bc_runtime_opts_t *ro, const bc_hub_opts_t *ho,
+                     bc_runtime_t **rt, bc_hub_t **hub);
+
 /* Subcommands. Exit status: 0 success, 1 failure, 2 usage error. */
 int bc_cli_demo(int argc, char **argv);
+int bc_cli_ring(int argc, char **argv);
+int bc_cli_signal(int argc, char **argv);
+int bc_cli_host(int argc, char **argv);
+int bc_cli_verify_setup(int argc, char **argv);
 
 #endif

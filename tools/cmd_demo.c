@@ -31,23 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int bc_cli_ring(int argc, char **argv);
-
-int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
-                     uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(val, &end, 10);
-    if (errno || end == val || *end || val[0] == '-' || v < min || v > max) {
-        fprintf(stderr, "blockcoord %s: --%s \"%s\": expected an integer in %llu..%llu\n", cmd, opt,
-                val, (unsigned long long)min, (unsigned long long)max);
-        return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -693,21 +676,14 @@ int bc_cli_demo(int argc, char **argv)
         nonce = bc_now_ns() ^ ((uint64_t)getpid() << 32);
 
     bc_runtime_t *rt;
-    int rc = bc_runtime_create(NULL, &rt);
-    if (rc) {
-        fprintf(stderr, "blockcoord demo: cannot start the runtime: %s\n", bc_strerror(rc));
-        return 1;
-    }
     bc_hub_opts_t ho;
     bc_hub_opts_init(&ho);
     ho.secret = own_secret ? secret : NULL;
     bc_hub_t *hub = NULL;
+    int rc = bc_cli_start_hub("blockcoord demo: ", NULL, &ho, &rt, &hub);
+    if (rc != 0)
+        return rc;
     char err[512];
-    if ((rc = bc_hub_create(rt, &ho, &hub, err, sizeof err)) != 0) {
-        fprintf(stderr, "blockcoord demo: %s\n", err);
-        bc_runtime_destroy(rt);
-        return 1;
-    }
     if (bc_hub_wait_ready(hub, 10000) != 0) {
         const char *url = getenv("REDIS_URL");
         fprintf(stderr,

@@ -180,21 +180,11 @@ int bc_cli_host(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 
     bc_runtime_t *rt;
-    int rc = bc_runtime_create(NULL, &rt);
-    if (rc != 0) {
-        fprintf(stderr, "Error: cannot start the runtime: %s\n", bc_strerror(rc));
-        return 1;
-    }
-    bc_hub_opts_t ho;
-    bc_hub_opts_init(&ho);
     bc_hub_t *hub = NULL;
+    int rc = bc_cli_start_hub("Error: ", NULL, NULL, &rt, &hub);
+    if (rc != 0)
+        return rc;
     char herr[512];
-    rc = bc_hub_create(rt, &ho, &hub, herr, sizeof herr);
-    if (rc != 0) {
-        fprintf(stderr, "Error: %s\n", herr);
-        bc_runtime_destroy(rt);
-        return 2;
-    }
     if (metrics_port) {
         int bound = 0;
         rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)metrics_port, &bound, herr,

@@ -224,22 +224,14 @@ int bc_cli_signal(int argc, char **argv)
     if (ro.workers == 0 || ro.workers > 2)
         ro.workers = 2; /* one coordinator: more workers only cost start-up time */
     bc_runtime_t *rt;
-    int rc = bc_runtime_create(&ro, &rt);
-    if (rc != 0) {
-        fprintf(stderr, "Error: cannot start the runtime: %s\n", bc_strerror(rc));
-        return 1;
-    }
     bc_hub_opts_t ho;
     bc_hub_opts_init(&ho);
     ho.heartbeats = 0; /* a send-only coordinator has none; no heartbeat actor traffic either */
     bc_hub_t *hub = NULL;
+    int rc = bc_cli_start_hub("Error: ", &ro, &ho, &rt, &hub);
+    if (rc != 0)
+        return rc;
     char err[512];
-    rc = bc_hub_create(rt, &ho, &hub, err, sizeof err);
-    if (rc != 0) {
-        fprintf(stderr, "Error: %s\n", err);
-        bc_runtime_destroy(rt);
-        return 2;
-    }
     int result = 1;
     bc_coord_t *coord = NULL;
     if (bc_hub_wait_ready(hub, READY_TIMEOUT_MS) != 0) {
