@@ -201,6 +201,10 @@ usage "bad clock skew"      2 'Invalid clock skew format: "5x"' "$runner" --id c
 usage "bad timeout"         2 '--timeout "soon"'              "$runner" --id coord-u --timeout soon
 usage "bad redis port"      2 '--redis-port "0"'              "$runner" --id coord-u --redis-port 0
 usage "missing secret"      2 "BLOCKING_COORDINATION_SECRET is not set" env -u BLOCKING_COORDINATION_SECRET "$runner" --id coord-u
+usage "bad BLOCKING_TIMEOUT_MS" 2 'BLOCKING_TIMEOUT_MS "soon"'   env BLOCKING_TIMEOUT_MS=soon "$runner" --id coord-u
+usage "bad HEARTBEAT_INTERVAL_MS" 2 'HEARTBEAT_INTERVAL_MS: "5s"' env HEARTBEAT_INTERVAL_MS=5s "$runner" --id coord-u
+usage "bad REDIS_URL"       2 'port "99999" is out of range'  env REDIS_URL=redis://localhost:99999 "$runner" --id coord-u
+usage "bad METRICS_PORT"    2 'METRICS_PORT "99999"'          env METRICS_PORT=99999 "$runner" --id coord-u --enable-metrics
 usage "--help"              0 "usage: coordinator-runner"     "$runner" --help
 if [ "$(R DBSIZE)" = "$before" ]; then ok "usage errors write nothing to Redis"; else bad "usage errors wrote keys"; fi
 
