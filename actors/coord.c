@@ -39,6 +39,7 @@ struct bc__ackwait_s {
     char (*ids)[BC_ID_MAX + 1];
 };
 
+typedef struct bc__waiter_s bc__waiter_t;
 struct bc__waiter_s {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -734,7 +735,6 @@ static void waiter_done(bc__waiter_t *w, int rc, const bc_signal_t *s)
 
 static void on_blocking_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
 {
-    c->blocking = NULL;
     waiter_done(arg, status, s);
 }
 
@@ -809,7 +809,6 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
     (void)self;
     switch (msg->type) {
     case BC__M_READY:
-        c->ready = true;
         emit(c, BC_EV_READY, NULL, NULL, NULL);
         if (c->on_start)
             c->on_start(c, c->arg);
@@ -845,8 +844,6 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
             c->waiting ? -EBUSY : bc_coord_wait(c, w->types, w->timeout_ms, on_blocking_signal, w);
         if (rc != 0)
             waiter_done(w, rc, NULL);
-        else if (c->waiting)
-            c->blocking = w;
         break;
     }
     case BC_MSG_REDIS_REPLY: {

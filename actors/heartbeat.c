@@ -253,7 +253,6 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
         free(b);
         return NULL;
     }
-    h->heartbeat_state = b;
     b->slices = h->opts.heartbeat_ms / SLICE_MS;
     if (b->slices == 0)
         b->slices = 1;

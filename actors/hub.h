@@ -41,7 +41,6 @@ enum {
 };
 
 typedef struct bc__ackwait_s bc__ackwait_t;
-typedef struct bc__waiter_s bc__waiter_t;
 
 struct bc_coord_s {
     _Atomic int refs;
@@ -65,19 +64,16 @@ struct bc_coord_s {
     _Atomic int stopping;      /* bc_coord_stop called */
 
     /* coord */
-    bool ready;
     bool waiting;
     char wait_types[256];
     bc_coord_signal_fn wait_fn;
     void *wait_arg;
     bc_timer_t *wait_timer;
-    uint64_t wait_seq;
     uint32_t wait_timeout_ms;
     uint64_t wait_start_ns;
     bc_msg_t *pend_head, *pend_tail; /* accepted signals not yet waited for */
     bc__ackwait_t *ackwaits;
     uint64_t ackwait_seq;
-    bc__waiter_t *blocking; /* an embedder blocked in bc_coord_wait_blocking */
 
     /* heartbeat actor */
     uint64_t hb_seq;
@@ -146,9 +142,7 @@ struct bc_hub_s {
     int pid;
 
     bc_actor_t *watcher;
-    void *watcher_state;
     bc_actor_t *heartbeat;
-    void *heartbeat_state;
 
     pthread_mutex_t lock; /* table, ready */
     pthread_cond_t cond;

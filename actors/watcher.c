@@ -86,7 +86,6 @@ typedef struct {
     bc_coord_t *flush_head; /* doorbells to re-read, counted */
     bool flush_queued;
     bc_timer_t *poll;
-    uint64_t generation;
 } watcher_t;
 
 static void count(_Atomic uint64_t *c)
@@ -969,7 +968,6 @@ static void reread_ack_waits(watcher_t *w)
 
 static void on_up(watcher_t *w, bc_redis_sync_msg_t *m)
 {
-    w->generation = m->generation;
     check_config(w);
     if (m->generation <= 1)
         return; /* first connect: each coordinator drains at its own SYNC */
@@ -1158,7 +1156,6 @@ bc_actor_t *bc__watcher_spawn(bc_hub_t *h)
     w->self = bc_spawn(h->rt, behaviour, w);
     if (w->self == NULL)
         goto err;
-    h->watcher_state = w;
     bc_timer_start(w->self, BC__M_POLL_TIMER, h->opts.poll_ms, h->opts.poll_ms, &w->poll);
     bc_redis_watch(h->redis, w->self);
     return w->self; /* the spawn reference goes to the hub; w->self borrows it */
