@@ -351,6 +351,12 @@ void bc_hub_destroy(bc_hub_t *h)
         uint64_t now = bc_now_ms();
         bc_coord_flush(all[i], now < deadline ? (int)(deadline - now) : 0);
     }
+    /* And signals delivered from their hint must have their durable copy consumed, or a stale
+     * copy would sit in the slot (pushing later native senders to the queue) until read again
+     * by the next incarnation, which drops it as a replay. */
+    /* acquire: pairs with the watcher's release updates. */
+    while (atomic_load_explicit(&h->n_owed, memory_order_acquire) > 0 && bc_now_ms() < deadline)
+        nanosleep(&pause, NULL);
     for (size_t i = 0; i < n; i++) {
         bc_coord_stop(all[i]);
         bc__coord_release(all[i]);

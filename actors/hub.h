@@ -157,6 +157,9 @@ struct bc_hub_s {
     _Atomic uint64_t n_sent, n_send_fail, n_delivered, n_fast, n_rej_sig, n_rej_unsigned,
         n_rej_malformed, n_replays, n_durable, n_acks_written, n_acks_ok, n_acks_bad, n_timeouts,
         n_heartbeats, n_redis_errors, n_polls, n_resyncs;
+    /* Signals delivered from their publish hint whose durable copy (slot or queue) is not
+     * consumed yet; bc_hub_destroy waits for it to reach 0 so no stale copy outlives us. */
+    _Atomic int64_t n_owed;
     _Atomic int hb_pending; /* final heartbeats not yet answered */
     _Atomic(void *) obs;    /* obs.c: metrics and HTTP server, or NULL (see obs.h) */
 };

@@ -114,6 +114,13 @@ static int quick_str(const char *json, size_t len, const char *pat, size_t plen,
     return n > 0;
 }
 
+/* The durable copy of a signal delivered from its hint was consumed. */
+static void owed_paid(bc_hub_t *h)
+{
+    /* release: pairs with bc_hub_destroy's acquire load. */
+    atomic_fetch_sub_explicit(&h->n_owed, 1, memory_order_release);
+}
+
 static int mode(const bc_hub_t *h)
 {
     /* acquire: pairs with bc__hub_set_mode. */
@@ -460,6 +467,7 @@ static void durable_value(watcher_t *w, bc_coord_t *c, const char *json, size_t 
         if (bc_seen_has(w->claimed, k) && !bc_seen_has(w->durable, k)) {
             bc_seen_add(w->durable, k, bc_now_ms());
             count(&h->n_durable);
+            owed_paid(h);
             return;
         }
     }
@@ -485,6 +493,7 @@ static void durable_value(watcher_t *w, bc_coord_t *c, const char *json, size_t 
         return;
     }
     if (!bc_seen_add(w->claimed, key, bc_now_ms())) {
+        owed_paid(h);
         bc_sig_fields_clear(&p->f); /* the copy of a signal already delivered */
         free(p);
         return;
@@ -571,6 +580,8 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
         bc_sig_fields_clear(&f);
         return;
     }
+    /* release: pairs with bc_hub_destroy's acquire load. */
+    atomic_fetch_add_explicit(&h->n_owed, 1, memory_order_release);
     char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
     snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, f.message_id);
     const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
