@@ -30,16 +30,18 @@ void bc_hub_opts_init(bc_hub_opts_t *o)
     memset(o, 0, sizeof *o);
     o->notify = BC_NOTIFY_AUTO;
     o->poll_ms = 500;
-    o->heartbeat_ms = 0; /* HEARTBEAT_INTERVAL_MS, else 5000 */
-    o->heartbeat_ttl_s = 90;
+    o->heartbeat_ms = 0;    /* HEARTBEAT_INTERVAL_MS, else 5000 */
+    o->heartbeat_ttl_s = 0; /* HEARTBEAT_TTL_S, else 90 */
     o->final_ttl_s = 60;
+    o->reaper = 1;
     o->node_markers = 1;
     o->heartbeats = 1;
     o->fast_path = 1;
 }
 
-static int parse_env_ms(const char *name, uint32_t dflt, uint32_t max, uint32_t *out, char *err,
-                        size_t errlen)
+/* name's value as a whole number of `unit` in 1..max, or dflt when unset. */
+static int parse_env_u32(const char *name, const char *unit, uint32_t dflt, uint32_t max,
+                         uint32_t *out, char *err, size_t errlen)
 {
     const char *v = getenv(name);
     if (v == NULL || *v == '\0') {
@@ -50,7 +52,7 @@ static int parse_env_ms(const char *name, uint32_t dflt, uint32_t max, uint32_t 
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
     if (errno || end == v || *end || v[0] == '-' || x == 0 || x > max) {
-        bc__seterr(err, errlen, "%s: \"%s\" is not a number of milliseconds (1-%u)", name, v, max);
+        bc__seterr(err, errlen, "%s: \"%s\" is not a number of %s (1-%u)", name, v, unit, max);
         return -EINVAL;
     }
     *out = (uint32_t)x;
@@ -268,13 +270,27 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
         bc__seterr(err, errlen, "cannot key HMAC-SHA256: %s", bc_strerror(rc));
         goto err;
     }
-    if (h->opts.heartbeat_ms == 0 && (rc = parse_env_ms("HEARTBEAT_INTERVAL_MS", 5000, 3600000,
-                                                        &h->opts.heartbeat_ms, err, errlen)) != 0)
+    if (h->opts.heartbeat_ms == 0 &&
+        (rc = parse_env_u32("HEARTBEAT_INTERVAL_MS", "milliseconds", 5000, 3600000,
+                            &h->opts.heartbeat_ms, err, errlen)) != 0)
         goto err;
     if (h->opts.poll_ms == 0)
         h->opts.poll_ms = 500;
-    if (h->opts.heartbeat_ttl_s == 0)
-        h->opts.heartbeat_ttl_s = 90;
+    if (h->opts.heartbeat_ttl_s == 0) {
+        uint32_t ttl_s;
+        if ((rc = parse_env_u32("HEARTBEAT_TTL_S", "seconds", 90, 86400, &ttl_s, err, errlen)) != 0)
+            goto err;
+        h->opts.heartbeat_ttl_s = ttl_s;
+    }
+    if ((h->opts.stale_ms == 0 &&
+         (rc = parse_env_u32("REAPER_STALE_MS", "milliseconds", 120000, 86400000, &h->opts.stale_ms,
+                             err, errlen)) != 0) ||
+        (h->opts.scan_ms == 0 &&
+         (rc = parse_env_u32("REAPER_SCAN_MS", "milliseconds", 30000, 3600000, &h->opts.scan_ms,
+                             err, errlen)) != 0) ||
+        (h->opts.warnings == 0 && (rc = parse_env_u32("REAPER_WARNINGS", "warnings", 3, 100,
+                                                      &h->opts.warnings, err, errlen)) != 0))
+        goto err;
     if (h->opts.final_ttl_s == 0)
         h->opts.final_ttl_s = 60;
     h->db = conf.db;
@@ -416,5 +432,18 @@ void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out)
     out->redis_errors = LD(n_redis_errors);
     out->polls = LD(n_polls);
     out->resyncs = LD(n_resyncs);
+    out->heartbeat_failures = LD(n_hb_failures);
+    out->spawns = LD(n_spawns);
+    out->reaper_cycles = LD(n_reap_cycles);
+    out->reaper_last_cycle_ms = LD(n_reap_last_ms);
+    out->reaper_stale = LD(n_reap_stale);
+    out->reaper_bad_keys = LD(n_reap_bad);
+    out->dead_detected = LD(n_dead);
+    out->escalations = LD(n_escalations);
+    out->activity_timeouts = LD(n_activity_timeouts);
+    out->deadlocks = LD(n_deadlocks);
+    out->work_transferred = LD(n_work_moved);
+    out->work_completed = LD(n_work_done);
+    out->work_refused = LD(n_work_refused);
 #undef LD
 }

@@ -143,6 +143,9 @@ struct bc_hub_s {
 
     bc_actor_t *watcher;
     bc_actor_t *heartbeat;
+    bc_actor_t *reaper; /* NULL when opts.reaper == 0 */
+    _Atomic(bc_replace_fn) replacer;
+    void *_Atomic replacer_arg;
 
     pthread_mutex_t lock; /* table, ready */
     pthread_cond_t cond;
@@ -157,6 +160,10 @@ struct bc_hub_s {
     _Atomic uint64_t n_sent, n_send_fail, n_delivered, n_fast, n_rej_sig, n_rej_unsigned,
         n_rej_malformed, n_replays, n_durable, n_acks_written, n_acks_ok, n_acks_bad, n_timeouts,
         n_heartbeats, n_redis_errors, n_polls, n_resyncs;
+    /* liveness (heartbeat.c, reaper.c, work.c) */
+    _Atomic uint64_t n_hb_failures, n_spawns, n_reap_cycles, n_reap_last_ms, n_reap_stale,
+        n_reap_bad, n_dead, n_escalations, n_activity_timeouts, n_deadlocks, n_work_moved,
+        n_work_done, n_work_refused;
     /* Signals delivered from their publish hint whose durable copy (slot or queue) is not
      * consumed yet; bc_hub_destroy waits for it to reach 0 so no stale copy outlives us. */
     _Atomic int64_t n_owed;
@@ -184,5 +191,9 @@ void bc__coord_release(bc_coord_t *c);
 bc_actor_t *bc__watcher_spawn(bc_hub_t *h);
 /* heartbeat.c */
 bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h);
+/* reaper.c */
+bc_actor_t *bc__reaper_spawn(bc_hub_t *h);
+/* work.c: register the work scripts with the Redis layer (at hub creation). */
+int bc__work_init(bc_hub_t *h);
 
 #endif

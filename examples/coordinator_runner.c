@@ -387,6 +387,7 @@ static void on_event(bc_coord_t *c, const bc_coord_event_t *ev, void *arg)
         break;
     case BC_EV_READY:
     case BC_EV_TIMEOUT: /* reported by the wait's continuation */
+    case BC_EV_WORK:    /* the runner holds no work items */
         break;
     }
 }

@@ -237,4 +237,9 @@ int bc_log_parse_level(const char *s, bc_log_level_t *out);
 #ifdef __cplusplus
 }
 #endif
+
+/* The coordinator layer (hubs, coordinators, liveness and the work API) builds on the runtime
+ * above; one #include <blockcoord.h> gives both. */
+#include "blockcoord_cfn.h"
+
 #endif /* BLOCKCOORD_H */

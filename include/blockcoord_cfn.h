@@ -59,13 +59,19 @@ typedef struct bc_hub_opts {
     bc_notify_mode_t notify;  /* default BC_NOTIFY_AUTO */
     uint32_t poll_ms;         /* fallback poll interval, default 500 */
     uint32_t heartbeat_ms;    /* 0 (default): HEARTBEAT_INTERVAL_MS, else 5000 */
-    uint32_t heartbeat_ttl_s; /* default 90 */
+    uint32_t heartbeat_ttl_s; /* 0 (default): HEARTBEAT_TTL_S, else 90 */
     uint32_t final_ttl_s;     /* TTL of the last heartbeat of a finished coordinator, 60 */
     int64_t clock_skew_ms;    /* added to every timestamp written (tests), default 0 */
     int node_markers;         /* 1 (default): also write Node's blocking:idempotency:<id> */
     int heartbeats;           /* 1 (default): heartbeat every coordinator */
     int fast_path;            /* 1 (default): wake from the publish hint's copy; 0: only from the
                                  durable slot/queue copy (one more Redis hop; for tests) */
+    /* The reaper (PROTOCOL §4.4-4.6). Every process runs one; 0 means "from the environment,
+     * else the seeds' default", resolved and validated by bc_hub_create. */
+    int reaper;        /* 1 (default): run the reaper actor; 0: do not */
+    uint32_t stale_ms; /* REAPER_STALE_MS, else 120000: heartbeat older than this is stale */
+    uint32_t scan_ms;  /* REAPER_SCAN_MS, else 30000: one detection cycle per scan_ms */
+    uint32_t warnings; /* REAPER_WARNINGS, else 3: stale observations that declare death */
 } bc_hub_opts_t;
 
 /* Defaults above. heartbeat_ms stays 0 here, meaning "HEARTBEAT_INTERVAL_MS, else 5000",
@@ -111,13 +117,26 @@ typedef struct bc_hub_stats {
     uint64_t replays;          /* dropped: messageId already consumed */
     uint64_t durable_consumed; /* slot/queue copies taken with GETDEL/LPOP */
     uint64_t acks_written;
-    uint64_t acks_verified; /* ACKs accepted by a waiter */
-    uint64_t acks_invalid;  /* ACKs ignored by a waiter (PROTOCOL §3.1) */
-    uint64_t timeouts;      /* waits that timed out */
-    uint64_t heartbeats;    /* heartbeat writes */
-    uint64_t redis_errors;  /* commands answered with an error or a failure status */
-    uint64_t polls;         /* fallback poll rounds */
-    uint64_t resyncs;       /* slot re-reads after a (re)connect */
+    uint64_t acks_verified;        /* ACKs accepted by a waiter */
+    uint64_t acks_invalid;         /* ACKs ignored by a waiter (PROTOCOL §3.1) */
+    uint64_t timeouts;             /* waits that timed out */
+    uint64_t heartbeats;           /* heartbeat writes */
+    uint64_t redis_errors;         /* commands answered with an error or a failure status */
+    uint64_t polls;                /* fallback poll rounds */
+    uint64_t resyncs;              /* slot re-reads after a (re)connect */
+    uint64_t heartbeat_failures;   /* heartbeats not written (Redis away or refused) */
+    uint64_t spawns;               /* coordinators spawned by this hub (replacements included) */
+    uint64_t reaper_cycles;        /* detection cycles finished */
+    uint64_t reaper_last_cycle_ms; /* wall time of the last cycle */
+    uint64_t reaper_stale;         /* stale observations (each one a warning) */
+    uint64_t reaper_bad_keys;      /* heartbeat/activity values skipped as unparseable */
+    uint64_t dead_detected;        /* coordinators declared dead by this reaper */
+    uint64_t escalations;          /* escalations this reaper won (dead_coordinator_escalations) */
+    uint64_t activity_timeouts;    /* stale coordinator:activity records */
+    uint64_t deadlocks;            /* wait cycles reported */
+    uint64_t work_transferred;     /* items moved to a replacement */
+    uint64_t work_completed;       /* completions accepted */
+    uint64_t work_refused;         /* completions refused by the fence */
 } bc_hub_stats_t;
 
 void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out);
@@ -160,6 +179,7 @@ typedef enum {
     BC_EV_ACK_INVALID,  /* ...or did not: peer, detail = reason */
     BC_EV_TIMEOUT,      /* a bc_coord_wait timed out: detail = "10000" (ms) */
     BC_EV_SEND_FAILED,  /* a signal could not be written: peer = receiver, detail = why */
+    BC_EV_WORK,         /* a work item was moved to us: peer = the dead owner, detail = workId */
 } bc_coord_event_type_t;
 
 typedef struct bc_coord_event {
@@ -271,6 +291,55 @@ void bc_coord_release(bc_coord_t *c);
 const char *bc_coord_id(const bc_coord_t *c);
 bc_hub_t *bc_coord_hub(const bc_coord_t *c);
 uint64_t bc_coord_iteration(const bc_coord_t *c);
+
+/* ---------------------------------------------------------------- liveness and work */
+
+/* Called by the reaper, on a runtime worker, when this process won the escalation of dead
+ * coordinator dead_id (PROTOCOL §4.5): spawn coordinator new_id (same swarm and phase) with
+ * bc_coord_spawn and return its result (0 or -EEXIST count as spawned). Work moves to new_id
+ * after it returns and each moved item is announced to it as BC_EV_WORK. Without a replacer
+ * the hub spawns a plain coordinator that only heartbeats. Must not block. */
+typedef int (*bc_replace_fn)(bc_hub_t *h, const char *dead_id, const char *new_id,
+                             const char *swarm_id, const char *phase, void *arg);
+void bc_hub_set_replacer(bc_hub_t *h, bc_replace_fn fn, void *arg); /* any thread */
+
+/* A work item (PROTOCOL §4.5): coordinator:work:<swarmId>:<owner>:<workId>. */
+typedef struct bc_work_item {
+    const char *work_id;
+    const char *assigned_to;
+    const char *status;           /* "in-progress" or "transferred" */
+    const char *data;             /* compact JSON text, or NULL */
+    const char *transferred_from; /* or NULL */
+    uint64_t started_at_ms;
+    uint64_t epoch; /* fencing token: +1 per move */
+} bc_work_item_t;
+
+/* status: 0, or a negative errno with err set (-EEXIST: the item exists elsewhere or here;
+ * -ESTALE: refused by the fence, the item moved or its epoch changed; -ENOENT; -EIO: Redis). */
+typedef void (*bc_work_done_fn)(void *arg, int status, uint64_t epoch, const char *err);
+typedef void (*bc_work_list_fn)(void *arg, int status, const bc_work_item_t *items, size_t n,
+                                const char *err);
+
+/* Assign work_id to coordinator owner of swarm (SET NX EX 3600, epoch 1): one Lua script, so an
+ * item exists in exactly one place. data_json is an optional compact JSON value. done runs on
+ * the I/O thread with the epoch (keep it short). Returns 0 or -EINVAL (ids, JSON) with err.
+ * Any thread. */
+int bc_work_assign(bc_hub_t *h, const char *swarm_id, const char *owner, const char *work_id,
+                   const char *data_json, bc_work_done_fn done, void *arg, char *err,
+                   size_t errlen);
+
+/* Complete an item held by coordinator c: fenced, the script deletes the item only if it is
+ * still c's with this epoch and records coordinator:work:done:<swarmId>:<workId>; otherwise
+ * done gets -ESTALE and nothing changes. Returns 0 or -EINVAL. Any thread. */
+int bc_work_complete(bc_coord_t *c, const char *work_id, uint64_t epoch, bc_work_done_fn done,
+                     void *arg, char *err, size_t errlen);
+
+/* List coordinator c's items (SCAN + GET). fn runs once on the I/O thread. Any thread. */
+int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg);
+
+/* Run one reaper cycle now (as if the scan timer fired). Any thread. Returns 0 or -ENOTSUP
+ * when the hub runs no reaper. */
+int bc_hub_reap_now(bc_hub_t *h);
 
 /* ---------------------------------------------------------------- metrics and health */
 

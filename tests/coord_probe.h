@@ -110,6 +110,8 @@ static inline const char *probe_ev_name(bc_coord_event_type_t t)
         return "timeout";
     case BC_EV_SEND_FAILED:
         return "send_failed";
+    case BC_EV_WORK:
+        return "work";
     }
     return "?";
 }
