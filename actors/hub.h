@@ -193,6 +193,13 @@ bc_actor_t *bc__watcher_spawn(bc_hub_t *h);
 bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h);
 /* reaper.c */
 bc_actor_t *bc__reaper_spawn(bc_hub_t *h);
+/* Delete coordinator id's state by exact key (PROTOCOL §4.5 step 4: heartbeat, signal slot and
+ * queue, ACK slot, per-signal ACKs, warning, activity, registry entry, consumed markers, Node
+ * idempotency markers naming id as sender or receiver). done runs once, on a runtime worker,
+ * with 0 and the number of keys removed, or a negative errno and a message. Any thread.
+ * Returns 0 or -EINVAL (bad id). */
+typedef void (*bc__cleanup_fn)(void *arg, int status, uint64_t keys_removed, const char *err);
+int bc__cleanup(bc_hub_t *h, const char *id, bc__cleanup_fn done, void *arg);
 /* work.c: register the work scripts with the Redis layer (at hub creation). */
 int bc__work_init(bc_hub_t *h);
 
