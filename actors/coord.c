@@ -931,6 +931,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
     reg->coord = bc__coord_retain(c);
     if (bc_send(h->watcher, &reg->hdr) != 0)
         bc__coord_release(c);
+    atomic_fetch_add_explicit(&h->n_spawns, 1, memory_order_relaxed); /* relaxed: statistics */
     if (out)
         *out = c;
     else
@@ -986,4 +987,14 @@ const char *bc_signal_str(const bc_signal_t *s, const char *member, char *buf, s
     }
     json_decref(root);
     return r;
+}
+
+/* ---------------------------------------------------------------- operator actions */
+
+int bc__coord_force_unblock(bc_coord_t *c)
+{
+    if (!c->waiting)
+        return 0;
+    finish_wait(c, -EINTR, NULL);
+    return 1;
 }

@@ -307,7 +307,8 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
     bc_redis_conf_free(&conf);
     h->heartbeat = bc__heartbeat_spawn(h);
     h->watcher = bc__watcher_spawn(h);
-    if (h->watcher == NULL || h->heartbeat == NULL) {
+    h->reaper = bc__reaper_spawn(h);
+    if (h->watcher == NULL || h->heartbeat == NULL || h->reaper == NULL || bc__work_init(h) != 0) {
         bc__seterr(err, errlen, "cannot spawn the hub's actors (runtime shutting down?)");
         rc = -ESHUTDOWN;
         bc_redis_destroy(h->redis);
@@ -348,6 +349,14 @@ void bc_hub_destroy(bc_hub_t *h)
 {
     if (h == NULL)
         return;
+    /* No new reaper cycle; let the reaper's commands in flight be answered (up to 2 s) so
+     * their records are freed by their continuations. */
+    atomic_store_explicit(&h->reap_closing, 1, memory_order_release); /* pairs: cycle_start */
+    uint64_t quiet = bc_now_ms() + 2000;
+    struct timespec nap = {0, 2000000};
+    while ((bc__reap_busy(h) || atomic_load_explicit(&h->ops_inflight, memory_order_relaxed) > 0) &&
+           bc_now_ms() < quiet)
+        nanosleep(&nap, NULL);
     /* Stop every coordinator; each writes its last heartbeat and leaves the table. */
     pthread_mutex_lock(&h->lock);
     h->closing = true;
@@ -391,14 +400,17 @@ void bc_hub_destroy(bc_hub_t *h)
     }
     bc_stop(h->watcher);
     bc_stop(h->heartbeat);
+    bc_stop(h->reaper);
     /* The actors free their own state when stopped; wait for them to finish. */
-    while ((bc_actor_alive(h->watcher) || bc_actor_alive(h->heartbeat)) &&
-           bc_now_ms() < deadline + 1000)
+    while (
+        (bc_actor_alive(h->watcher) || bc_actor_alive(h->heartbeat) || bc_actor_alive(h->reaper)) &&
+        bc_now_ms() < deadline + 1000)
         nanosleep(&pause, NULL);
     bc__obs_destroy(h); /* its scrapes read h->redis */
     bc_redis_destroy(h->redis);
     bc_actor_release(h->watcher);
     bc_actor_release(h->heartbeat);
+    bc_actor_release(h->reaper);
     bc_hmac_destroy(h->hmac);
     free(h->table);
     pthread_mutex_destroy(&h->lock);
@@ -445,5 +457,7 @@ void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out)
     out->work_transferred = LD(n_work_moved);
     out->work_completed = LD(n_work_done);
     out->work_refused = LD(n_work_refused);
+    out->heartbeats_on_time = LD(n_hb_on_time);
+    out->heartbeats_late = LD(n_hb_late);
 #undef LD
 }

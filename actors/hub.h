@@ -143,7 +143,12 @@ struct bc_hub_s {
 
     bc_actor_t *watcher;
     bc_actor_t *heartbeat;
-    bc_actor_t *reaper; /* NULL when opts.reaper == 0 */
+    bc_actor_t *reaper;  /* liveness actor: reaper scans (opts.reaper) and bc__op replies */
+    int work_scripts[3]; /* work.c: assign, move, complete (bc_redis_script_register ids) */
+    void (*reap_observer)(void *arg, const char *line);
+    void *reap_observer_arg;
+    _Atomic int reap_busy, reap_now_pending, reap_closing;
+    _Atomic int64_t ops_inflight; /* bc__op commands not answered yet */
     _Atomic(bc_replace_fn) replacer;
     void *_Atomic replacer_arg;
 
@@ -164,6 +169,7 @@ struct bc_hub_s {
     _Atomic uint64_t n_hb_failures, n_spawns, n_reap_cycles, n_reap_last_ms, n_reap_stale,
         n_reap_bad, n_dead, n_escalations, n_activity_timeouts, n_deadlocks, n_work_moved,
         n_work_done, n_work_refused;
+    _Atomic uint64_t n_hb_on_time, n_hb_late; /* heartbeat.c: written heartbeats, by punctuality */
     /* Signals delivered from their publish hint whose durable copy (slot or queue) is not
      * consumed yet; bc_hub_destroy waits for it to reach 0 so no stale copy outlives us. */
     _Atomic int64_t n_owed;
@@ -186,6 +192,10 @@ void bc__hub_set_mode(bc_hub_t *h, int mode, const char *reason);
 bc_coord_t *bc__coord_retain(bc_coord_t *c);
 bool bc__coord_sends_done(bc_coord_t *c); /* no signal write unanswered (any thread) */
 void bc__coord_release(bc_coord_t *c);
+/* An operator's force-unblock: complete c's pending bc_coord_wait, if any, with -EINTR through
+ * the path a timed-out wait takes (its timer cancelled, the wait's statistics kept). Returns 1
+ * if a wait was pending, else 0. On the coordinator only (a function run by bc_coord_post). */
+int bc__coord_force_unblock(bc_coord_t *c);
 
 /* watcher.c */
 bc_actor_t *bc__watcher_spawn(bc_hub_t *h);
@@ -200,6 +210,24 @@ bc_actor_t *bc__reaper_spawn(bc_hub_t *h);
  * Returns 0 or -EINVAL (bad id). */
 typedef void (*bc__cleanup_fn)(void *arg, int status, uint64_t keys_removed, const char *err);
 int bc__cleanup(bc_hub_t *h, const char *id, bc__cleanup_fn done, void *arg);
+/* Asynchronous Redis operations of the liveness layer. A command submitted with bc__op_cmd /
+ * bc__op_evalsha is answered on the hub's reaper actor, which calls op->fn(op, reply); the
+ * reply is valid only during that call. fn owns op from then on (frees it or submits it
+ * again). The reaper actor runs even when opts.reaper is 0 (only its scans are off). */
+typedef struct bc__op_s bc__op_t;
+typedef void (*bc__op_fn)(bc__op_t *op, const bc_redis_reply_msg_t *m);
+struct bc__op_s {
+    bc__op_fn fn;
+    bc_hub_t *h;
+};
+int bc__op_cmd(bc_hub_t *h, bc__op_t *op, int argc, const char *const *argv, const size_t *lens);
+int bc__op_evalsha(bc_hub_t *h, bc__op_t *op, int script, int nkeys, int argc,
+                   const char *const *argv, const size_t *lens);
+/* An internal observer of the reaper's progress lines ("Scanning for stale coordinators...");
+ * `blockcoord reap` prints them. Set before the first cycle. */
+void bc__hub_set_reap_observer(bc_hub_t *h, void (*fn)(void *arg, const char *line), void *arg);
+/* 1 while a reaper cycle or an escalation is in flight (any thread). */
+int bc__reap_busy(bc_hub_t *h);
 /* work.c: register the work scripts with the Redis layer (at hub creation). */
 int bc__work_init(bc_hub_t *h);
 

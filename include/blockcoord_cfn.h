@@ -137,6 +137,11 @@ typedef struct bc_hub_stats {
     uint64_t work_transferred;     /* items moved to a replacement */
     uint64_t work_completed;       /* completions accepted */
     uint64_t work_refused;         /* completions refused by the fence */
+    /* Heartbeats written (submitted while Redis was connected, answered OK), split by whether
+     * each came within one interval (plus the 20 ms slice) of the same coordinator's previous
+     * written heartbeat. A coordinator's first heartbeat is on time. */
+    uint64_t heartbeats_on_time;
+    uint64_t heartbeats_late;
 } bc_hub_stats_t;
 
 void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out);
@@ -191,7 +196,8 @@ typedef struct bc_coord_event {
 
 typedef void (*bc_coord_start_fn)(bc_coord_t *c, void *arg);
 typedef void (*bc_coord_event_fn)(bc_coord_t *c, const bc_coord_event_t *ev, void *arg);
-/* status: 0 with a signal; -ETIMEDOUT; -ECANCELED (the coordinator is stopping). */
+/* status: 0 with a signal; -ETIMEDOUT; -ECANCELED (the coordinator is stopping); -EINTR (an
+ * operator ended the wait: POST /api/timeouts/force-unblock-all, see bc_hub_serve_http_opts). */
 typedef void (*bc_coord_signal_fn)(bc_coord_t *c, int status, const bc_signal_t *s, void *arg);
 
 typedef struct bc_ack_result {
@@ -322,7 +328,8 @@ typedef void (*bc_work_list_fn)(void *arg, int status, const bc_work_item_t *ite
 
 /* Assign work_id to coordinator owner of swarm (SET NX EX 3600, epoch 1): one Lua script, so an
  * item exists in exactly one place. data_json is an optional compact JSON value. done runs on
- * the I/O thread with the epoch (keep it short). Returns 0 or -EINVAL (ids, JSON) with err.
+ * the hub's reaper actor (a runtime worker; keep it short) with the epoch. Returns 0 or
+ * -EINVAL (ids, JSON) with err.
  * Any thread. */
 int bc_work_assign(bc_hub_t *h, const char *swarm_id, const char *owner, const char *work_id,
                    const char *data_json, bc_work_done_fn done, void *arg, char *err,
@@ -334,7 +341,7 @@ int bc_work_assign(bc_hub_t *h, const char *swarm_id, const char *owner, const c
 int bc_work_complete(bc_coord_t *c, const char *work_id, uint64_t epoch, bc_work_done_fn done,
                      void *arg, char *err, size_t errlen);
 
-/* List coordinator c's items (SCAN + GET). fn runs once on the I/O thread. Any thread. */
+/* List coordinator c's items (SCAN + MGET). fn runs once on the hub's reaper actor. Any thread. */
 int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg);
 
 /* Run one reaper cycle now (as if the scan timer fired). Any thread. Returns 0 or -ENOTSUP
@@ -343,25 +350,60 @@ int bc_hub_reap_now(bc_hub_t *h);
 
 /* ---------------------------------------------------------------- metrics and health */
 
-/* Serve Prometheus metrics and health for this hub over HTTP on the runtime's I/O thread:
- * GET /metrics and /prometheus/metrics (text format 0.0.4, Content-Type
- * "text/plain; version=0.0.4; charset=utf-8"), GET /health and /prometheus/health (JSON
- * {"status":"healthy"|"degraded","redis":"connected"|"disconnected","breaker":"closed"|"open"|
- * "half_open","coordinators":N,"uptime_s":N}; 200 when healthy, 503 when degraded). uptime_s
- * counts from this call. Other paths get 404, other methods 405.
- * Series: active_coordinators, blocking_coordinators_total{swarm_id,phase,status} (one series
- * for now: "all","all","waiting"), signals_sent_total, signals_received_total,
- * signal_delivery_failures_total{reason=signature|malformed|replay|redis},
- * signal_delivery_latency_seconds{signal_type} (observed from this call on; at most 64 types),
- * timeout_events_total{timeout_type="signal_wait"}, heartbeat_failures_total{failure_type},
- * circuit_breaker_state (0 closed, 1 open, 2 half-open), circuit_breaker_triggers_total{reason},
+/* How a hub serves HTTP (bc_hub_serve_http_opts). Zero fields take the defaults. */
+typedef struct bc_hub_http_opts {
+    const char *bind;         /* numeric IPv4/IPv6 address; NULL or "" = "127.0.0.1" */
+    int port;                 /* 0 = an ephemeral port */
+    int per_coordinator;      /* 1: also the per-coordinator series (coordinator_id label) */
+    const char *admin_token;  /* NULL: BLOCKING_ADMIN_TOKEN; "" = none (loopback only) */
+    unsigned max_label_sets;  /* blocking_coordinators_total series; 0 = 1000 */
+    uint32_t read_timeout_ms; /* a request must arrive in full within this; 0 = 10000 */
+    uint32_t max_connections; /* open connections; 0 = 256 (more: 503) */
+} bc_hub_http_opts_t;
+
+void bc_hub_http_opts_init(bc_hub_http_opts_t *o); /* all zero: the defaults */
+
+/* Serve Prometheus metrics, health and the admin API for this hub over HTTP/1.1 on the
+ * runtime's I/O thread (docs/observability.md has every series and endpoint):
+ *   GET /metrics, /prometheus/metrics: text format 0.0.4 (Content-Type
+ *     "text/plain; version=0.0.4; charset=utf-8");
+ *   GET /health, /prometheus/health: JSON {"status":"healthy"|"degraded","redis":"connected"|
+ *     "disconnected","breaker":"closed"|"open"|"half_open","coordinators":N,"uptime_s":N}; 200
+ *     when healthy, 503 when degraded; uptime_s counts from this call;
+ *   admin (JSON): GET /api/coordinators?offset=&limit= (sorted by id; limit 1..1000, default
+ *     100), GET /api/coordinators/<id> (400 bad id, 404 not hosted here), POST
+ *     /api/coordinators/<id>/cleanup (stops it if hosted here, then deletes its Redis state:
+ *     {"coordinatorId","keysRemoved"}), POST /api/timeouts/force-unblock-all (every pending
+ *     bc_coord_wait completes with -EINTR: {"unblocked":N}), GET /api/redis/pool-stats.
+ *     They answer a loopback peer, or a request with "Authorization: Bearer <token>" when a
+ *     token is configured; anyone else gets 403 (counted).
+ * Other paths get 404, other methods 405; malformed requests 400, oversized ones 413, 414 or
+ * 431, slow ones 408; all with short bodies, counted in http_request_errors_total{code}.
+ * Series: active_coordinators, blocking_coordinators_total{swarm_id,phase,status} (counted from
+ * the coordinator table at each scrape: swarm and phase "none" when unset, status waiting|
+ * running|completed|timeout|stopping; at most max_label_sets series, then "__overflow__"; a
+ * label set that disappears reads 0 for one scrape, then goes), signals_sent_total,
+ * signals_received_total, signal_delivery_failures_total{reason=signature|malformed|replay|
+ * redis}, signal_delivery_latency_seconds{signal_type} (observed from this call on; at most 64
+ * types), blocking_duration_seconds{swarm_id,status}, blocking_coordination_duration_seconds,
+ * timeout_events_total{timeout_type=signal_wait|heartbeat|forced},
+ * heartbeat_failures_total{failure_type=write|stale}, dead_coordinator_escalations_total,
+ * coordinator_spawns_total, coordinator_deadlocks_total, circuit_breaker_state (0 closed, 1
+ * open, 2 half-open), circuit_breaker_triggers_total{reason},
  * circuit_breaker_reconnections_total, circuit_breaker_open_duration_seconds, redis_connected,
- * redis_commands_total, redis_pipeline_depth and process_*.
- * bind NULL = "127.0.0.1" (a numeric IPv4 or IPv6 address); port 0 = an ephemeral port. Returns
- * 0 and the bound port in *port_out (may be NULL), or -EADDRINUSE / -EACCES / -EINVAL (another
- * negative errno of socket/bind/listen is passed through) with a message in err; -EEXIST if the
- * hub already serves. One server per hub; stopped by bc_hub_destroy. Any non-worker thread
- * other than the runtime's I/O thread. */
+ * redis_commands_total, redis_pipeline_depth, redis_command_latency_seconds (50 us .. 1 s),
+ * admin_requests_refused_total, http_request_errors_total{code} and process_*. With
+ * per_coordinator also coordinator_signals_received_total, coordinator_signals_sent_total,
+ * coordinator_state and coordinator_iteration, each {coordinator_id}; without it no series
+ * carries a coordinator id.
+ * o NULL = defaults. Returns 0 and the bound port in *port_out (may be NULL), or -EADDRINUSE /
+ * -EACCES / -EINVAL (another negative errno of socket/bind/listen is passed through) with a
+ * message in err; -EEXIST if the hub already serves. One server per hub; stopped by
+ * bc_hub_destroy. Any non-worker thread other than the runtime's I/O thread. */
+int bc_hub_serve_http_opts(bc_hub_t *h, const bc_hub_http_opts_t *o, int *port_out, char *err,
+                           size_t errlen);
+
+/* bc_hub_serve_http_opts with only bind (NULL = "127.0.0.1") and port set. */
 int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, char *err,
                       size_t errlen);
 

@@ -17,6 +17,9 @@ static const bc_cli_cmd_t commands[] = {
     {"host", "host N coordinators in this process until SIGINT/SIGTERM", bc_cli_host},
     {"verify-setup", "check Redis, the shared secret, notifications and the clock",
      bc_cli_verify_setup},
+    {"status", "list coordinators: heartbeat age, status, state, iteration, host", bc_cli_status},
+    {"reap", "run the reaper alone: detect dead coordinators, replace them, move their work",
+     bc_cli_reap},
 };
 
 static void usage(FILE *f)

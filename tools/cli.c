@@ -3,6 +3,12 @@
  */
 #include "cli.h"
 
+#include "redis_conf.h"
+
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <sys/time.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,4 +45,70 @@ int bc_cli_start_hub(const char *prefix, const bc_runtime_opts_t *ro, const bc_h
         return 2;
     }
     return 0;
+}
+
+/* ---------------------------------------------------------------- synchronous Redis */
+
+/* Send a command; on error returns NULL and a message in why. */
+redisReply *bc_cli_redis_cmd(redisContext *ctx, char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(ctx, fmt, ap);
+    va_end(ap);
+    if (r == NULL) {
+        snprintf(why, len, "%s", ctx->errstr[0] ? ctx->errstr : "connection lost");
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(why, len, "%s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+redisContext *bc_cli_redis_connect(const bc_redis_conf_t *c, char *why, size_t len)
+{
+    struct timeval tv = {BC_CLI_CONNECT_TIMEOUT_MS / 1000,
+                         (BC_CLI_CONNECT_TIMEOUT_MS % 1000) * 1000};
+    redisContext *ctx = c->unix_path ? redisConnectUnixWithTimeout(c->unix_path, tv)
+                                     : redisConnectWithTimeout(c->host, c->port, tv);
+    if (ctx == NULL) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
+    if (ctx->err) {
+        snprintf(why, len, "%s", ctx->errstr);
+        redisFree(ctx);
+        return NULL;
+    }
+    redisSetTimeout(ctx, tv);
+    redisReply *r = NULL;
+    char e[256];
+    if (c->password) {
+        r = c->username ? bc_cli_redis_cmd(ctx, e, sizeof e, "AUTH %s %s", c->username, c->password)
+                        : bc_cli_redis_cmd(ctx, e, sizeof e, "AUTH %s", c->password);
+        if (r == NULL) {
+            snprintf(why, len, "AUTH failed: %s", e);
+            redisFree(ctx);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if (c->db != 0) {
+        if ((r = bc_cli_redis_cmd(ctx, e, sizeof e, "SELECT %d", c->db)) == NULL) {
+            snprintf(why, len, "SELECT %d failed: %s", c->db, e);
+            redisFree(ctx);
+            return NULL;
+        }
+        freeReplyObject(r);
+    }
+    if ((r = bc_cli_redis_cmd(ctx, e, sizeof e, "PING")) == NULL) {
+        snprintf(why, len, "PING failed: %s", e);
+        redisFree(ctx);
+        return NULL;
+    }
+    freeReplyObject(r);
+    return ctx;
 }

@@ -26,11 +26,26 @@ int bc_cli_parse_u64(const char *cmd, const char *opt, const char *val, uint64_t
 int bc_cli_start_hub(const char *prefix, const bc_runtime_opts_t *ro, const bc_hub_opts_t *ho,
                      bc_runtime_t **rt, bc_hub_t **hub);
 
+/* A synchronous hiredis connection for command-line tools, from conf (AUTH, SELECT, PING
+ * done), with a BC_CLI_CONNECT_TIMEOUT_MS connect and command timeout. NULL and a message in
+ * why on failure. */
+#define BC_CLI_CONNECT_TIMEOUT_MS 2000
+struct redisContext;
+struct redisReply;
+struct bc_redis_conf;
+struct redisContext *bc_cli_redis_connect(const struct bc_redis_conf *c, char *why, size_t len);
+/* Run a command (printf-style, hiredis formats); NULL and a message in why on an error reply
+ * or a lost connection. Free the reply with freeReplyObject. */
+struct redisReply *bc_cli_redis_cmd(struct redisContext *ctx, char *why, size_t len,
+                                    const char *fmt, ...);
+
 /* Subcommands. Exit status: 0 success, 1 failure, 2 usage error. */
 int bc_cli_demo(int argc, char **argv);
 int bc_cli_ring(int argc, char **argv);
 int bc_cli_signal(int argc, char **argv);
 int bc_cli_host(int argc, char **argv);
 int bc_cli_verify_setup(int argc, char **argv);
+int bc_cli_reap(int argc, char **argv);
+int bc_cli_status(int argc, char **argv);
 
 #endif

@@ -21,7 +21,6 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define CONNECT_TIMEOUT_MS 2000
 #define CLOCK_LIMIT_MS 1000
 #define MIN_SECRET 32
 
@@ -80,74 +79,11 @@ static void verify_usage(FILE *f)
           f);
 }
 
-/* Send a command; on error returns NULL and a message in why. */
-static redisReply *cmd(redisContext *ctx, char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(ctx, fmt, ap);
-    va_end(ap);
-    if (r == NULL) {
-        snprintf(why, len, "%s", ctx->errstr[0] ? ctx->errstr : "connection lost");
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, len, "%s", r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
-
-static redisContext *connect_redis(const bc_redis_conf_t *c, char *why, size_t len)
-{
-    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
-    redisContext *ctx = c->unix_path ? redisConnectUnixWithTimeout(c->unix_path, tv)
-                                     : redisConnectWithTimeout(c->host, c->port, tv);
-    if (ctx == NULL) {
-        snprintf(why, len, "out of memory");
-        return NULL;
-    }
-    if (ctx->err) {
-        snprintf(why, len, "%s", ctx->errstr);
-        redisFree(ctx);
-        return NULL;
-    }
-    redisSetTimeout(ctx, tv);
-    redisReply *r = NULL;
-    char e[256];
-    if (c->password) {
-        r = c->username ? cmd(ctx, e, sizeof e, "AUTH %s %s", c->username, c->password)
-                        : cmd(ctx, e, sizeof e, "AUTH %s", c->password);
-        if (r == NULL) {
-            snprintf(why, len, "AUTH failed: %s", e);
-            redisFree(ctx);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    if (c->db != 0) {
-        if ((r = cmd(ctx, e, sizeof e, "SELECT %d", c->db)) == NULL) {
-            snprintf(why, len, "SELECT %d failed: %s", c->db, e);
-            redisFree(ctx);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    if ((r = cmd(ctx, e, sizeof e, "PING")) == NULL) {
-        snprintf(why, len, "PING failed: %s", e);
-        redisFree(ctx);
-        return NULL;
-    }
-    freeReplyObject(r);
-    return ctx;
-}
-
 /* "redis_version:7.0.15" from INFO server, into buf. */
 static int redis_version(redisContext *ctx, char *buf, size_t len, int *major, int *minor)
 {
     char e[256];
-    redisReply *r = cmd(ctx, e, sizeof e, "INFO server");
+    redisReply *r = bc_cli_redis_cmd(ctx, e, sizeof e, "INFO server");
     if (r == NULL || r->type != REDIS_REPLY_STRING) {
         if (r)
             freeReplyObject(r);
@@ -218,7 +154,7 @@ static void check_keyspace(redisContext *ctx)
     static const char *note = "signals written by redis-cli or Node then wake a waiter within "
                               "500 ms instead of at once (informational, not a failure)";
     char e[256];
-    redisReply *r = cmd(ctx, e, sizeof e, "CONFIG GET notify-keyspace-events");
+    redisReply *r = bc_cli_redis_cmd(ctx, e, sizeof e, "CONFIG GET notify-keyspace-events");
     if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
         r->element[1]->type != REDIS_REPLY_STRING) {
         if (r)
@@ -239,14 +175,14 @@ static void check_keyspace(redisContext *ctx)
     snprintf(want, sizeof want, "%s%s%s%s", cur, strchr(cur, 'K') ? "" : "K",
              strchr(cur, '$') || strchr(cur, 'A') ? "" : "$",
              strchr(cur, 'l') || strchr(cur, 'A') ? "" : "l");
-    r = cmd(ctx, e, sizeof e, "CONFIG SET notify-keyspace-events %s", want);
+    r = bc_cli_redis_cmd(ctx, e, sizeof e, "CONFIG SET notify-keyspace-events %s", want);
     if (r == NULL) {
         warn(note, "Keyspace notifications unavailable (CONFIG refused: %s): %s", trim(e),
              FALLBACK);
         return;
     }
     freeReplyObject(r);
-    r = cmd(ctx, e, sizeof e, "CONFIG GET notify-keyspace-events");
+    r = bc_cli_redis_cmd(ctx, e, sizeof e, "CONFIG GET notify-keyspace-events");
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 &&
         r->element[1]->type == REDIS_REPLY_STRING)
         snprintf(want, sizeof want, "%s", r->element[1]->str);
@@ -270,7 +206,7 @@ static void check_clock(verify_t *v, redisContext *ctx)
     char e[256] = "no reply";
     for (int i = 0; i < 5; i++) {
         int64_t t0 = realtime_us();
-        redisReply *r = cmd(ctx, e, sizeof e, "TIME");
+        redisReply *r = bc_cli_redis_cmd(ctx, e, sizeof e, "TIME");
         int64_t t1 = realtime_us();
         if (r == NULL)
             break;
@@ -334,7 +270,7 @@ int bc_cli_verify_setup(int argc, char **argv)
             "Redis settings invalid: %s", err);
     } else {
         bc_redis_conf_describe(&conf, target, sizeof target);
-        ctx = connect_redis(&conf, err, sizeof err);
+        ctx = bc_cli_redis_connect(&conf, err, sizeof err);
         if (ctx == NULL)
             bad(&v, fix_redis, "Redis connection failed (%s: %s)", target, err);
     }
