@@ -1324,6 +1324,33 @@ int bc__cleanup(bc_hub_t *h, const char *id, bc__cleanup_fn done, void *arg)
     return 0;
 }
 
+/* ---------------------------------------------------------------- circuit keys */
+
+/* After every (re)connect: coordinator:circuit:<id> = "closed" (TTL 300, Node's) for every
+ * coordinator hosted here, so a peer or an operator sees the breaker closed again within one
+ * heartbeat interval of Redis's return (original-implementation.md §10.3 H7). */
+static void circuits_closed(reaper_t *r)
+{
+    bc_hub_t *h = r->h;
+    pthread_mutex_lock(&h->lock);
+    size_t n = 0;
+    bc_coord_t **all = malloc((h->count + 1) * sizeof *all);
+    if (all == NULL)
+        abort();
+    for (size_t i = 0; i < h->cap; i++)
+        if (h->table[i] && h->table[i] != BC__TOMBSTONE && !h->table[i]->send_only)
+            all[n++] = bc__coord_retain(h->table[i]);
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < n; i++) {
+        char key[BC_ID_MAX + 32];
+        snprintf(key, sizeof key, "coordinator:circuit:%s", all[i]->id);
+        const char *argv[] = {"SETEX", key, "300", "closed"};
+        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 4, argv, NULL);
+        bc__coord_release(all[i]);
+    }
+    free(all);
+}
+
 /* ---------------------------------------------------------------- the actor */
 
 static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
@@ -1348,7 +1375,11 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
         }
         break;
     }
+    case BC_MSG_REDIS_UP:
+        circuits_closed(r);
+        break;
     case BC_MSG_STOPPED:
+        bc_redis_unwatch(r->h->redis, r->self);
         if (r->timer)
             bc_timer_cancel(r->timer);
         cycle_reset(r);
@@ -1377,6 +1408,7 @@ bc_actor_t *bc__reaper_spawn(bc_hub_t *h)
         free(r);
         return NULL;
     }
+    bc_redis_watch(h->redis, r->self);
     if (h->opts.reaper)
         bc_timer_start(r->self, BC__M_REAP_TIMER, h->opts.scan_ms, h->opts.scan_ms, &r->timer);
     return r->self;

@@ -443,3 +443,35 @@ int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg)
     }
     return rc;
 }
+
+/* ---------------------------------------------------------------- activity (§4.6) */
+
+int bc_coord_set_waiting_for(bc_coord_t *c, const char *const *ids, size_t n)
+{
+    if (c == NULL || (n > 0 && ids == NULL) || n > 1024)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!bc_coord_id_valid(NULL, ids[i], NULL, 0))
+            return -EINVAL;
+    bc_hub_t *h = c->hub;
+    json_t *v = json_object();
+    json_object_set_new(v, "coordinatorId", json_string(c->id));
+    json_object_set_new(v, "lastActivity", json_integer((json_int_t)bc_hub_now_ms(h)));
+    json_object_set_new(v, "iteration", json_integer((json_int_t)bc_coord_iteration(c)));
+    if (c->phase)
+        json_object_set_new(v, "phase", json_string(c->phase));
+    json_t *wf = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(wf, json_string(ids[i]));
+    json_object_set_new(v, "waitingFor", wf);
+    char *val = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    if (val == NULL)
+        return -ENOMEM;
+    char key[BC_ID_MAX + 32];
+    snprintf(key, sizeof key, "coordinator:activity:%s", c->id);
+    const char *argv[] = {"SETEX", key, "600", val};
+    int rc = bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_OTHER, 4, argv, NULL);
+    free(val);
+    return rc;
+}

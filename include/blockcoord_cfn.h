@@ -344,6 +344,13 @@ int bc_work_complete(bc_coord_t *c, const char *work_id, uint64_t epoch, bc_work
 /* List coordinator c's items (SCAN + MGET). fn runs once on the hub's reaper actor. Any thread. */
 int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg);
 
+/* Record what c is waiting on (PROTOCOL §4.6): SETEX coordinator:activity:<id> 600 with
+ * lastActivity = now (Redis clock), iteration, phase and waitingFor = ids. Every reaper builds
+ * the waits-for graph from these records and reports a cycle (a deadlock) within one scan; a
+ * record not refreshed for 300 s is an activity timeout. n = 0 records "waiting for nobody".
+ * Returns 0, or -EINVAL (an invalid id, more than 1024). Any thread. */
+int bc_coord_set_waiting_for(bc_coord_t *c, const char *const *ids, size_t n);
+
 /* Run one reaper cycle now (as if the scan timer fired). Any thread. Returns 0 or -ENOTSUP
  * when the hub runs no reaper. */
 int bc_hub_reap_now(bc_hub_t *h);

@@ -234,11 +234,18 @@ static void test_deadlock(void **state)
              "\"waitingFor\":[\"dl-a\",\"x-1\"]}",
              t);
     set(&e, "coordinator:activity:dl-c", val);
-    snprintf(val, sizeof val,
-             "{\"coordinatorId\":\"dl-a\",\"lastActivity\":%lld,\"iteration\":1,\"phase\":\"p\","
-             "\"waitingFor\":[\"dl-b\"]}",
-             t);
-    set(&e, "coordinator:activity:dl-a", val);
+    /* dl-a is one of ours: it records its wait through the API. */
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "dl-a";
+    o.phase = "p";
+    bc_coord_t *a = NULL;
+    char err[200];
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &a, err, sizeof err), 0);
+    const char *bad[] = {"no:colons"};
+    assert_int_equal(bc_coord_set_waiting_for(a, bad, 1), -EINVAL);
+    const char *waits[] = {"dl-b"};
+    assert_int_equal(bc_coord_set_waiting_for(a, waits, 1), 0);
     assert_true(WAIT_STAT(e.hub, deadlocks, 1, 10000));
     char *d = redis_str(&e, "GET %s", "coordinator:deadlock:dl-a");
     assert_non_null(d);
@@ -255,6 +262,13 @@ static void test_deadlock(void **state)
     assert_true(WAIT_STAT(e.hub, reaper_cycles, c0 + 3, 10000));
     bc_hub_stats(e.hub, &st);
     assert_int_equal(st.deadlocks, 1);
+    char *rec = redis_str(&e, "GET %s", "coordinator:activity:dl-a");
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "{\"coordinatorId\":\"dl-a\",\"lastActivity\":"));
+    assert_non_null(strstr(rec, "\"phase\":\"p\",\"waitingFor\":[\"dl-b\"]}"));
+    free(rec);
+    assert_true(redis_int(&e, "TTL %s", "coordinator:activity:dl-a") > 500);
+    bc_coord_release(a);
     env_down(&e);
 }
 
@@ -611,6 +625,35 @@ static void test_crash_mid_transfer(void **state)
     env_down(&e);
 }
 
+/* H7: Redis stops and comes back: the hub reconnects without giving up, and every hosted
+ * coordinator's coordinator:circuit:<id> reads "closed" soon after the recovery. */
+static void test_h7_circuit_key(void **state)
+{
+    (void)state;
+    env_t e;
+    up(&e, 30000);
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "coord-h7";
+    bc_coord_t *c = NULL;
+    char err[200];
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &c, err, sizeof err), 0);
+    assert_true(wait_exists(&e, "blocking:heartbeat:coord-h7", 10000));
+    bc_test_redis_stop(e.redis);
+    sleep(3);
+    bc_test_redis_restart(e.redis);
+    assert_true(wait_exists(&e, "coordinator:circuit:coord-h7", 20000));
+    char *v = redis_str(&e, "GET %s", "coordinator:circuit:coord-h7");
+    assert_non_null(v);
+    assert_string_equal(v, "closed");
+    free(v);
+    long long ttl = redis_int(&e, "TTL %s", "coordinator:circuit:coord-h7");
+    assert_true(ttl > 0 && ttl <= 300);
+    assert_true(wait_exists(&e, "blocking:heartbeat:coord-h7", 10000));
+    bc_coord_release(c);
+    env_down(&e);
+}
+
 /* Bad reaper configuration is refused with a message naming the variable. */
 static void test_bad_env(void **state)
 {
@@ -648,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_h5_escalation_race),
         cmocka_unit_test(test_false_dead_fenced),
         cmocka_unit_test(test_crash_mid_transfer),
+        cmocka_unit_test(test_h7_circuit_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
