@@ -279,7 +279,7 @@ typedef struct {
     char channel[128];
     int messages;
     char first[512];
-    volatile int stop;
+    _Atomic int stop;
     redisContext *ctx;
 } sub_t;
 
