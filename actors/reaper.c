@@ -17,7 +17,7 @@
  *     waits-for graph of the rest is searched for cycles (deadlocks), each reported once
  *     (SET coordinator:deadlock:<smallest id> NX EX 600).
  * A coordinator whose warning count reaches `warnings` is dead and escalated:
- *  E1. SET coordinator:escalation:<id> NX EX 3600 and SET blocking:reaper:lease:<id> NX PX
+ *  E1. SET coordinator:escalation:<id> NX EX 3600 and SET coordinator:reaper-lease:<id> NX PX
  *      lease, pipelined. Escalation won: ours. Escalation lost but lease won: the winner died
  *      mid-way (its lease expired without the "done" mark), so we take over. Both lost: skip;
  *  E2. find the dead coordinator's items (SCAN MATCH coordinator:work:*:<id>:*), which also
@@ -814,7 +814,7 @@ static void esc_free(esc_t *e)
 
 static void lease_key(char *buf, size_t len, const char *id)
 {
-    snprintf(buf, len, "blocking:reaper:lease:%s", id);
+    snprintf(buf, len, "coordinator:reaper-lease:%s", id);
 }
 
 static void find_items(esc_t *e, const char *cursor);
