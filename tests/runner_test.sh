@@ -128,8 +128,11 @@ fi
 if [ "$(R EXISTS blocking:signal:coord-b)" = 0 ]; then ok "signal slot consumed"; else bad "signal slot still there"; fi
 hb=$(R GET blocking:heartbeat:coord-b)
 ttl=$(R TTL blocking:heartbeat:coord-b)
-if [ "$(json_get state <<<"$hb")" = completed ] && [ "$ttl" -gt 0 ] && [ "$ttl" -le 60 ]; then
-    ok "coord-b's last heartbeat: state completed, TTL $ttl"
+# H6: a runner-compatible wake leaves signalsReceived >= 1 and a terminal state readable for a
+# grace TTL instead of vanishing.
+if [ "$(json_get state <<<"$hb")" = completed ] && [ "$ttl" -gt 0 ] && [ "$ttl" -le 60 ] &&
+    [ "$(json_get signalsReceived <<<"$hb")" -ge 1 ]; then
+    ok "coord-b's last heartbeat: state completed, signalsReceived >= 1, TTL $ttl"
 else
     bad "coord-b heartbeat: $hb (TTL $ttl)"
 fi
