@@ -49,6 +49,7 @@
 #define LEASE_MAX_MS 30000u
 #define LEASE_DONE_MS "3600000"
 #define MAX_REPLACEMENT 1000
+#define SUSPECTS_MAX 100000 /* ids remembered as seen stale, to clear their warnings */
 
 enum { BC__M_REAP_TIMER = 0xfffe0180u, BC__M_REAP_NOW };
 
@@ -660,6 +661,8 @@ static void evaluate(reaper_t *r)
              r->h->opts.scan_ms * 4 / 5 ? r->h->opts.scan_ms * 4 / 5 : 1);
     for (size_t i = 0; i < r->nstale; i++) {
         count(&r->h->n_reap_stale, 1);
+        if (r->suspects.n >= SUSPECTS_MAX) /* bounded: a forgotten suspect's warnings expire */
+            smap_free(&r->suspects);
         smap_put(&r->suspects, r->stale[i].id, 1);
         char k1[BC_ID_MAX + 32], k2[BC_ID_MAX + 40];
         snprintf(k1, sizeof k1, "blocking:warning:%s", r->stale[i].id);
