@@ -1,225 +1,112 @@
-/* obs.c - a hub's Prometheus metrics and health over HTTP (bc_hub_serve_http).
+/* obs.c - a hub's HTTP server (bc_hub_serve_http_opts): its lifetime, scrapes and health; the
+ * registry and the table walk are in obs_metrics.c, the admin API in obs_admin.c.
  *
  * The HTTP server lives on the runtime's I/O thread: it is created there by a posted task and
  * destroyed there, either by bc__obs_destroy (from bc_hub_destroy) or, if the runtime goes
- * first, by an I/O closer. Handlers run on the I/O thread and never block: a scrape runs the
- * collector, which copies bc_hub_stats and bc_redis_stats into the registry (the hub's atomics
- * are the source of truth; the exported counters mirror them with bc_counter_set), then
- * bc_metrics_expose writes text format 0.0.4 straight into the response body.
+ * first, by an I/O closer. Handlers run on the I/O thread and never block. A scrape is not
+ * computed there (with 100,000 coordinators it takes milliseconds, and the I/O thread carries
+ * every signal): the handler defers its response and hands the scrape to the scraper actor,
+ * which runs the collector (it copies bc_hub_stats and bc_redis_stats into the registry - the
+ * hub's atomics are the source of truth, the exported counters mirror them with
+ * bc_counter_set - and counts the coordinator table), writes text format 0.0.4 with
+ * bc_metrics_expose and posts the body back to the I/O thread. Nothing is added to the signal
+ * path: the counters are the hub's own atomics.
  *
- * Key decision: cardinality is bounded by construction. No series carries a coordinator id;
- * blocking_coordinators_total is one series (swarm_id="all", phase="all", status="waiting")
- * until per-swarm accounting exists, and signal_delivery_latency_seconds is keyed by signal
- * type with at most OBS_MAX_TYPES series (further types share the "__overflow__" series).
- * Latency is observed from the moment serving starts; the mirrored counters include history.
+ * Key decision: the I/O thread never computes a scrape; it only moves the finished body to the
+ * socket, so /metrics costs the signal path nothing however many coordinators are hosted.
  */
-#include "obs.h"
-
-#include "hub.h"
-#include "http.h"
-#include "internal.h"
-#include "metrics.h"
+#include "obs_impl.h"
 
 #include <errno.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define OBS_MAX_TYPES 64
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
 #define CT_JSON "application/json"
+#define BC__M_SCRAPE 0xfffe01c0u /* I/O thread -> scraper: scrape_msg_t */
 
-/* Node's buckets (0.01 .. 10, with 2) merged with the Prometheus defaults and sub-millisecond
- * ones: signals delivered through the fast path take well under a millisecond. */
-static const double latency_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                         0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-                                         1,      2,       2.5,    5,     10};
-
-/* The Node peers' buckets for how long a coordinator stayed blocked, and the tutorial's. */
-static const double blocking_buckets[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800};
-static const double coordination_buckets[] = {10, 30, 60, 120, 300, 600, 1800};
-
-enum { FAIL_SIGNATURE, FAIL_MALFORMED, FAIL_REPLAY, FAIL_REDIS, FAIL_COUNT };
-static const char *const fail_reasons[FAIL_COUNT] = {"signature", "malformed", "replay", "redis"};
-
-typedef struct obs_s {
-    bc_hub_t *h;
-    bc_metrics_t *m;
-    bc_http_server_t *srv; /* I/O thread */
-    uint64_t start_ms;     /* bc_now_ms() when serving started */
-
-    bc_metric_family_t *latency, *blocking_dur;
-    bc_histogram_t *coordination_dur;
-    bc_gauge_t *active, *blocking, *breaker_state, *breaker_open_s, *redis_connected,
-        *pipeline_depth;
-    bc_counter_t *sent, *received, *failures[FAIL_COUNT], *timeouts, *hb_failures, *reconnections,
-        *triggers[BC_BREAKER_REASON_COUNT], *redis_commands;
-
-    /* Start/stop handshake with the I/O thread. */
-    bc_io_task_t start_task, stop_task;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool done;
-    int rc;
-    char bind[64];
-    int port;
-    char err[160];
-} obs_t;
-
-/* ---------------------------------------------------------------- registry */
-
-static bc_metric_family_t *reg(obs_t *o, const char *name, const char *help, bc_metric_type_t type,
-                               const char *label)
-{
-    bc_metric_family_t *f = NULL;
-    bc_metric_opts_t mo = {.name = name, .help = help, .type = type, .labels = {label}};
-    if (type == BC_METRIC_HISTOGRAM) {
-        mo.buckets = latency_buckets;
-        mo.nbuckets = sizeof latency_buckets / sizeof latency_buckets[0];
-        mo.max_children = OBS_MAX_TYPES;
-    }
-    if (bc_metrics_register(o->m, &mo, &f) != 0)
-        abort(); /* fixed, valid names: cannot fail */
-    return f;
-}
-
-static bc_counter_t *counter(obs_t *o, const char *name, const char *help, const char *label,
-                             const char *value)
-{
-    bc_metric_family_t *f = reg(o, name, help, BC_METRIC_COUNTER, label);
-    return bc_counter_labels(f, (const char *const[]){value});
-}
-
-static bc_gauge_t *gauge(obs_t *o, const char *name, const char *help)
-{
-    return bc_gauge_labels(reg(o, name, help, BC_METRIC_GAUGE, NULL), NULL);
-}
-
-/* Breaker state as Node reports it: 0 closed, 1 open, 2 half-open (a reconnect attempt is
- * pending, or the first connect is under way). */
-static int breaker_code(bc_breaker_state_t s)
-{
-    switch (s) {
-    case BC_BREAKER_STATE_CLOSED:
-        return 0;
-    case BC_BREAKER_STATE_OPEN:
-        return 1;
-    default:
-        return 2;
-    }
-}
-
-static void collect(bc_metrics_t *m, void *arg)
-{
-    (void)m;
-    obs_t *o = arg;
-    bc_hub_stats_t hs;
-    bc_redis_stats_t rs;
-    bc_hub_stats(o->h, &hs);
-    bc_redis_stats(o->h->redis, &rs);
-    bc_gauge_set(o->active, (double)hs.coordinators);
-    bc_gauge_set(o->blocking, (double)hs.waiting);
-    bc_counter_set(o->sent, (double)hs.signals_sent);
-    bc_counter_set(o->received, (double)hs.signals_delivered);
-    bc_counter_set(o->failures[FAIL_SIGNATURE],
-                   (double)(hs.rejected_signature + hs.rejected_unsigned));
-    bc_counter_set(o->failures[FAIL_MALFORMED], (double)hs.rejected_malformed);
-    bc_counter_set(o->failures[FAIL_REPLAY], (double)hs.replays);
-    bc_counter_set(o->failures[FAIL_REDIS], (double)hs.send_failures);
-    bc_counter_set(o->timeouts, (double)hs.timeouts);
-    bc_gauge_set(o->breaker_state, breaker_code(rs.breaker.state));
-    bc_gauge_set(o->breaker_open_s, (double)rs.breaker.open_ms_total / 1000.0);
-    bc_counter_set(o->reconnections, (double)rs.breaker.reconnections);
-    for (int i = 0; i < BC_BREAKER_REASON_COUNT; i++)
-        bc_counter_set(o->triggers[i], (double)rs.breaker.triggers[i]);
-    bc_gauge_set(o->redis_connected, rs.connected ? 1 : 0);
-    bc_counter_set(o->redis_commands, (double)rs.submitted);
-    bc_gauge_set(o->pipeline_depth, (double)rs.max_pipeline);
-}
-
-static void build_registry(obs_t *o)
-{
-    o->m = bc_metrics_create(0);
-    o->active = gauge(o, "active_coordinators", "Number of active coordinators");
-    /* One series for now: the coordinators waiting in this hub. A per-swarm and per-phase
-     * breakdown comes with swarm accounting in the hub. */
-    bc_metric_family_t *f = NULL;
-    bc_metric_opts_t bo = {.name = "blocking_coordinators_total",
-                           .help = "Total number of active blocking coordinators",
-                           .type = BC_METRIC_GAUGE,
-                           .labels = {"swarm_id", "phase", "status"}};
-    if (bc_metrics_register(o->m, &bo, &f) != 0)
-        abort();
-    o->blocking = bc_gauge_labels(f, (const char *const[]){"all", "all", "waiting"});
-    o->sent = counter(o, "signals_sent_total", "Total signals sent", NULL, NULL);
-    o->received =
-        counter(o, "signals_received_total", "Total signals received (delivered)", NULL, NULL);
-    f = reg(o, "signal_delivery_failures_total", "Total signals that could not be delivered",
-            BC_METRIC_COUNTER, "reason");
-    for (int i = 0; i < FAIL_COUNT; i++)
-        o->failures[i] = bc_counter_labels(f, (const char *const[]){fail_reasons[i]});
-    o->latency = reg(o, "signal_delivery_latency_seconds",
-                     "Latency of signal delivery from send to receipt in seconds",
-                     BC_METRIC_HISTOGRAM, "signal_type");
-    bc_metric_opts_t ho = {.name = "blocking_duration_seconds",
-                           .help = "Time a coordinator spent blocked waiting for a signal",
-                           .type = BC_METRIC_HISTOGRAM,
-                           .labels = {"swarm_id", "status"},
-                           .buckets = blocking_buckets,
-                           .nbuckets = sizeof blocking_buckets / sizeof blocking_buckets[0],
-                           .max_children = OBS_MAX_TYPES};
-    if (bc_metrics_register(o->m, &ho, &o->blocking_dur) != 0)
-        abort();
-    bc_metric_opts_t co = {.name = "blocking_coordination_duration_seconds",
-                           .help = "Duration of blocking coordination waits (the tutorial's name)",
-                           .type = BC_METRIC_HISTOGRAM,
-                           .buckets = coordination_buckets,
-                           .nbuckets =
-                               sizeof coordination_buckets / sizeof coordination_buckets[0]};
-    bc_metric_family_t *cf = NULL;
-    if (bc_metrics_register(o->m, &co, &cf) != 0)
-        abort();
-    o->coordination_dur = bc_histogram_labels(cf, NULL);
-    o->timeouts = counter(o, "timeout_events_total", "Total number of timeout events triggered",
-                          "timeout_type", "signal_wait");
-    o->hb_failures =
-        counter(o, "heartbeat_failures_total", "Total number of heartbeat failures detected",
-                "failure_type", "redis");
-    o->breaker_state = gauge(o, "circuit_breaker_state",
-                             "Redis circuit breaker state (0 closed, 1 open, 2 half-open)");
-    f = reg(o, "circuit_breaker_triggers_total", "Redis failures acted upon by the circuit breaker",
-            BC_METRIC_COUNTER, "reason");
-    for (int i = 0; i < BC_BREAKER_REASON_COUNT; i++)
-        o->triggers[i] = bc_counter_labels(
-            f, (const char *const[]){bc_breaker_reason_name((bc_breaker_reason_t)i)});
-    o->reconnections = counter(o, "circuit_breaker_reconnections_total",
-                               "Successful Redis reconnections after a failure", NULL, NULL);
-    o->breaker_open_s = gauge(o, "circuit_breaker_open_duration_seconds",
-                              "Cumulative time the Redis circuit breaker has been open in seconds");
-    o->redis_connected = gauge(o, "redis_connected", "1 when every Redis connection is up");
-    o->redis_commands = counter(o, "redis_commands_total", "Redis commands submitted", NULL, NULL);
-    o->pipeline_depth =
-        gauge(o, "redis_pipeline_depth", "Deepest per-connection Redis pipeline seen");
-    bc_metrics_register_process(o->m); /* -ENOENT without /proc: no process_* series */
-    bc_metrics_add_collector(o->m, collect, o, NULL);
-}
+typedef bc__obs_t obs_t;
 
 /* ---------------------------------------------------------------- handlers */
+
+/* A scrape on its way: made by the scraper actor, written by the I/O thread. */
+typedef struct {
+    obs_t *o;
+    bc_http_deferred_t *d;
+    bc_http_stats_t http; /* the server's counters when the request came */
+    bc_buf_t body;
+    bc_io_task_t task;
+} scrape_t;
+
+typedef struct {
+    bc_msg_t hdr;
+    scrape_t *job;
+} scrape_msg_t;
+
+/* I/O thread: write the scrape's body and let bc__obs_destroy know it is done. */
+static void scrape_answer(bc_io_t *io, bc_io_task_t *task)
+{
+    (void)io;
+    scrape_t *j = bc_container_of(task, scrape_t, task);
+    obs_t *o = j->o;
+    bc_http_resp_t *resp = bc_http_deferred_resp(j->d);
+    bc_http_resp_status(resp, 200);
+    bc_http_resp_header(resp, "Content-Type", CT_METRICS);
+    bc_buf_t *b = bc_http_resp_buf(resp), t = *b;
+    *b = j->body; /* the body moves, not copied */
+    j->body = t;
+    bc_http_deferred_finish(j->d);
+    bc_buf_free(&j->body);
+    free(j);
+    pthread_mutex_lock(&o->lock);
+    o->scrapes--;
+    pthread_cond_broadcast(&o->cond);
+    pthread_mutex_unlock(&o->lock);
+}
+
+static void scrape_run(scrape_t *j)
+{
+    obs_t *o = j->o;
+    o->http_now = j->http;
+    bc_metrics_expose(o->m, &j->body);
+    j->task.fn = scrape_answer;
+    bc_io_post(o->h->rt, &j->task);
+}
+
+/* The scraper actor: one scrape at a time, on a worker. */
+static void scraper(bc_actor_t *self, void *state, bc_msg_t *msg)
+{
+    (void)self;
+    (void)state;
+    if (msg->type == BC__M_SCRAPE)
+        scrape_run(((scrape_msg_t *)msg)->job);
+}
 
 static void on_metrics(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
 {
     (void)req;
     obs_t *o = arg;
-    bc_http_resp_status(resp, 200);
-    bc_http_resp_header(resp, "Content-Type", CT_METRICS);
-    bc_metrics_expose(o->m, bc_http_resp_buf(resp));
+    scrape_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        abort(); /* out of memory */
+    j->o = o;
+    bc_http_server_stats(o->srv, &j->http);
+    j->d = bc_http_resp_defer(resp);
+    pthread_mutex_lock(&o->lock);
+    o->scrapes++;
+    pthread_mutex_unlock(&o->lock);
+    scrape_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_SCRAPE);
+    m->job = j;
+    if (bc_send(o->scraper, &m->hdr) != 0)
+        scrape_run(j); /* the runtime is stopping its actors: scrape here, answer from a task */
 }
 
 static const char *breaker_name(bc_breaker_state_t s)
 {
     static const char *const names[] = {"closed", "open", "half_open"};
-    return names[breaker_code(s)];
+    return names[bc__obs_breaker_code(s)];
 }
 
 static void on_health(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
@@ -265,11 +152,9 @@ static void on_closer(bc_io_t *io, void *arg)
 static void start_io(bc_io_t *io, bc_io_task_t *task)
 {
     obs_t *o = bc_container_of(task, obs_t, start_task);
-    bc_http_opts_t ho;
-    bc_http_opts_init(&ho);
-    ho.bind_addr = o->bind;
-    ho.port = (uint16_t)o->port;
-    int rc = bc_http_server_create(bc_io_loop(io), &ho, &o->srv);
+    o->http.bind_addr = o->bind;
+    o->http.port = (uint16_t)o->port;
+    int rc = bc_http_server_create(bc_io_loop(io), &o->http, &o->srv);
     if (rc != 0) {
         snprintf(o->err, sizeof o->err, "cannot serve metrics on %s:%d: %s", o->bind, o->port,
                  bc_strerror(rc));
@@ -283,6 +168,8 @@ static void start_io(bc_io_t *io, bc_io_task_t *task)
         if (rc == 0)
             rc = bc_http_route(o->srv, "GET", health_paths[i], BC_HTTP_EXACT, on_health, o);
     }
+    if (rc == 0)
+        rc = bc__obs_admin_routes(o);
     if (rc == 0)
         rc = bc_io_add_closer(io, on_closer, o);
     if (rc != 0) {
@@ -303,6 +190,7 @@ static void stop_io(bc_io_t *io, bc_io_task_t *task)
         bc_http_server_destroy(o->srv);
         o->srv = NULL;
     }
+    bc__obs_admin_stop(o);
     finish(o, 0);
 }
 
@@ -322,25 +210,51 @@ static int run_on_io(obs_t *o, bc_io_task_t *task, bc_io_task_fn fn)
 
 static void obs_free(obs_t *o)
 {
+    bc_actor_release(o->scraper);
     bc_metrics_destroy(o->m);
+    bc__obs_groups_free(&o->groups);
+    bc__obs_groups_free(&o->prev);
+    free(o->rows);
     pthread_mutex_destroy(&o->lock);
     pthread_cond_destroy(&o->cond);
     free(o);
 }
 
+void bc__obs_put(obs_t *o)
+{
+    /* acq_rel: the last holder sees every other holder's writes before freeing. */
+    if (atomic_fetch_sub_explicit(&o->refs, 1, memory_order_acq_rel) == 1)
+        obs_free(o);
+}
+
 /* ---------------------------------------------------------------- API */
 
-int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, char *err,
-                      size_t errlen)
+void bc_hub_http_opts_init(bc_hub_http_opts_t *o)
 {
-    if (h == NULL || port < 0 || port > 65535) {
+    memset(o, 0, sizeof *o);
+}
+
+int bc_hub_serve_http_opts(bc_hub_t *h, const bc_hub_http_opts_t *ho, int *port_out, char *err,
+                           size_t errlen)
+{
+    bc_hub_http_opts_t d;
+    if (ho == NULL) {
+        bc_hub_http_opts_init(&d);
+        ho = &d;
+    }
+    if (h == NULL || ho->port < 0 || ho->port > 65535) {
         bc__seterr(err, errlen, "bc_hub_serve_http: %s", h ? "port must be 0..65535" : "NULL hub");
         return -EINVAL;
     }
-    if (bind == NULL || *bind == '\0')
-        bind = "127.0.0.1";
+    const char *bind = ho->bind && *ho->bind ? ho->bind : "127.0.0.1";
     if (strlen(bind) >= sizeof((obs_t *)0)->bind) {
         bc__seterr(err, errlen, "bind address \"%s\" is too long", bind);
+        return -EINVAL;
+    }
+    const char *token = ho->admin_token ? ho->admin_token : getenv("BLOCKING_ADMIN_TOKEN");
+    if (token && strlen(token) >= sizeof((obs_t *)0)->token) {
+        bc__seterr(err, errlen, "the admin token is %zu bytes (at most %zu)", strlen(token),
+                   sizeof((obs_t *)0)->token - 1);
         return -EINVAL;
     }
     if (h->rt->io == NULL || bc_io_is_current(h->rt->io)) {
@@ -359,13 +273,30 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
     o->h = h;
     o->start_ms = bc_now_ms();
     snprintf(o->bind, sizeof o->bind, "%s", bind);
-    o->port = port;
+    snprintf(o->token, sizeof o->token, "%s", token ? token : "");
+    o->port = ho->port;
+    o->per_coordinator = ho->per_coordinator != 0;
+    o->max_label_sets = ho->max_label_sets ? ho->max_label_sets : BC__OBS_MAX_LABEL_SETS;
+    bc_http_opts_init(&o->http);
+    o->http.max_body = 64 * 1024; /* the admin API takes no body worth more */
+    if (ho->read_timeout_ms)
+        o->http.read_timeout = o->http.idle_timeout = ho->read_timeout_ms / 1000.0;
+    if (ho->max_connections)
+        o->http.max_connections = ho->max_connections;
+    atomic_init(&o->refs, 1);
     pthread_mutex_init(&o->lock, NULL);
     pthread_cond_init(&o->cond, NULL);
-    build_registry(o);
+    bc__obs_build_registry(o);
+    o->scraper = bc_spawn(h->rt, scraper, o);
+    if (o->scraper == NULL) {
+        bc__seterr(err, errlen, "cannot serve metrics: the runtime is shutting down");
+        obs_free(o);
+        return -ESHUTDOWN;
+    }
     int rc = run_on_io(o, &o->start_task, start_io);
     if (rc != 0) {
         bc__seterr(err, errlen, "%s", o->err);
+        bc_stop(o->scraper);
         obs_free(o);
         return rc;
     }
@@ -374,6 +305,7 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
     if (!atomic_compare_exchange_strong_explicit(&h->obs, &expect, o, memory_order_release,
                                                  memory_order_relaxed)) {
         run_on_io(o, &o->stop_task, stop_io);
+        bc_stop(o->scraper);
         obs_free(o);
         bc__seterr(err, errlen, "this hub already serves metrics");
         return -EEXIST;
@@ -383,9 +315,19 @@ int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, ch
     return 0;
 }
 
+int bc_hub_serve_http(bc_hub_t *h, const char *bind, int port, int *port_out, char *err,
+                      size_t errlen)
+{
+    bc_hub_http_opts_t o;
+    bc_hub_http_opts_init(&o);
+    o.bind = bind;
+    o.port = port;
+    return bc_hub_serve_http_opts(h, &o, port_out, err, errlen);
+}
+
 void bc__obs_signal_latency(bc_hub_t *h, const char *type, double latency_s)
 {
-    /* acquire: pairs with the release in bc_hub_serve_http. */
+    /* acquire: pairs with the release in bc_hub_serve_http_opts. */
     obs_t *o = atomic_load_explicit(&h->obs, memory_order_acquire);
     if (o == NULL)
         return;
@@ -395,7 +337,7 @@ void bc__obs_signal_latency(bc_hub_t *h, const char *type, double latency_s)
 
 void bc__obs_wait_done(bc_hub_t *h, const char *swarm, int timed_out, double seconds)
 {
-    /* acquire: pairs with the release in bc_hub_serve_http. */
+    /* acquire: pairs with the release in bc_hub_serve_http_opts. */
     obs_t *o = atomic_load_explicit(&h->obs, memory_order_acquire);
     if (o == NULL)
         return;
@@ -414,5 +356,14 @@ void bc__obs_destroy(bc_hub_t *h)
     if (o == NULL)
         return;
     run_on_io(o, &o->stop_task, stop_io);
-    obs_free(o);
+    /* Scrapes under way are answered (to nobody: the server is gone) on the I/O thread; then
+     * the scraper has nothing left that refers to o and can stop. */
+    pthread_mutex_lock(&o->lock);
+    while (o->scrapes > 0)
+        pthread_cond_wait(&o->cond, &o->lock);
+    pthread_mutex_unlock(&o->lock);
+    bc_stop(o->scraper);
+    /* Admin operations still under way end on their own (their clients went with the server)
+     * and hold a reference until then. */
+    bc__obs_put(o);
 }

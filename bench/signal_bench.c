@@ -24,6 +24,7 @@
 #include "hub.h"
 #include "redis_conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,9 +52,10 @@ static int g_json;
  * rt-<pid>-<n>-<k>): a coordinator id must not be reused by a new incarnation that sends to
  * the same receivers, or its messageIds can repeat (see the note at next_incarnation). */
 static unsigned g_incarnation;
-static int g_no_ack_wait;  /* --no-ack-wait: diagnostic, wake latency alone */
-static int g_layer_floor;  /* --layer-floor: diagnostic, the floor through the Redis layer */
-static unsigned g_spin_us; /* --spin-us: the runtime's idle spin before parking (0: default) */
+static int g_no_ack_wait;    /* --no-ack-wait: diagnostic, wake latency alone */
+static int g_layer_floor;    /* --layer-floor: diagnostic, the floor through the Redis layer */
+static unsigned g_spin_us;   /* --spin-us: the runtime's idle spin before parking (0: default) */
+static unsigned g_scrape_ms; /* --scrape-ms: scrape the hub's /metrics this often meanwhile */
 static bc_redis_conf_t g_conf;
 
 /* ---------------------------------------------------------------- small helpers */
@@ -863,6 +866,75 @@ static void layer_floor_run(bench_t *b, size_t n, double *p50, double *p99)
     pthread_cond_destroy(&l.cond);
 }
 
+/* ---------------------------------------------------------------- --scrape-ms */
+
+/* A Prometheus stand-in: GET /metrics over TCP every g_scrape_ms from its own thread, for as
+ * long as the measurement runs, so a run with it can be compared with one without. */
+typedef struct {
+    pthread_t th;
+    int port;
+    _Atomic int stop;
+    uint64_t scrapes, failures;
+    double max_ms;
+} scraper_t;
+
+static int scrape_once(int port)
+{
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        send(fd, req, sizeof req - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof req - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char buf[65536];
+    ssize_t k, first = 0;
+    int ok = 0;
+    while ((k = recv(fd, buf, sizeof buf, 0)) > 0) {
+        if (first++ == 0)
+            ok = k >= 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0;
+    }
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static void *scraper_main(void *arg)
+{
+    scraper_t *s = arg;
+    /* relaxed: a stop flag polled between scrapes. */
+    while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        uint64_t t0 = bc_now_ns();
+        if (scrape_once(s->port) != 0)
+            s->failures++;
+        double ms = (double)(bc_now_ns() - t0) / 1e6;
+        if (ms > s->max_ms)
+            s->max_ms = ms;
+        s->scrapes++;
+        sleep_ns((long)g_scrape_ms * 1000000L);
+    }
+    return NULL;
+}
+
+static void scraper_start(scraper_t *s, bc_hub_t *hub)
+{
+    memset(s, 0, sizeof *s);
+    char err[256];
+    int rc = bc_hub_serve_http(hub, NULL, 0, &s->port, err, sizeof err);
+    if (rc != 0)
+        die("--scrape-ms: %s", err);
+    if (pthread_create(&s->th, NULL, scraper_main, s) != 0)
+        die("--scrape-ms: cannot start the scraper thread");
+}
+
+static void scraper_stop(scraper_t *s)
+{
+    atomic_store_explicit(&s->stop, 1, memory_order_relaxed); /* relaxed: joined below */
+    pthread_join(s->th, NULL);
+}
+
 /* ---------------------------------------------------------------- one size */
 
 typedef struct {
@@ -922,6 +994,9 @@ static void run_size(const conf_t *cf)
         fprintf(stderr, "signal_bench: %zu coordinators up in %.2f s, measuring...\n", cf->n,
                 spawn_s);
 
+    scraper_t scr;
+    if (g_scrape_ms)
+        scraper_start(&scr, b->hub);
     run_t runs[MAX_RUNS];
     memset(runs, 0, sizeof runs);
     size_t rr = 0;
@@ -934,6 +1009,8 @@ static void run_size(const conf_t *cf)
         roundtrip_run(b, cf->rt_secs, r);
         r->ceiling = ceiling_run(cf->ceil_secs, i);
     }
+    if (g_scrape_ms)
+        scraper_stop(&scr);
     bc_hub_stats_t hs;
     bc_hub_stats(b->hub, &hs);
     const char *mode = bc_hub_notify_mode(b->hub);
@@ -981,12 +1058,16 @@ static void run_size(const conf_t *cf)
     run_t *mr = &runs[mid];
     double per_coord_kb = cf->n ? (rss1 - rss0) * 1024.0 / (double)cf->n : 0;
 
-    char extra[160] = "";
+    char extra[256] = "";
     if (g_layer_floor)
         snprintf(extra, sizeof extra, "\"layer_floor_p50_us\":%.1f,\"layer_floor_p99_us\":%.1f,",
                  m[11], m[12]);
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
+    if (g_scrape_ms)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "\"scrape_ms\":%u,\"scrapes\":%llu,\"scrape_max_ms\":%.1f,", g_scrape_ms,
+                 (unsigned long long)scr.scrapes, scr.max_ms);
     if (g_json) {
         printf("{\"bench\":\"signal_latency\",\"coordinators\":%zu,\"wake_p50_us\":%.1f,"
                "\"wake_p99_us\":%.1f,\"wake_p999_us\":%.1f,\"ack_p50_us\":%.1f,"
@@ -1040,6 +1121,11 @@ static void run_size(const conf_t *cf)
                (unsigned long long)hs.fast_path, (unsigned long long)hs.durable_consumed,
                (unsigned long long)hs.acks_verified, (unsigned long long)hs.heartbeats,
                (unsigned long long)hs.redis_errors);
+        if (g_scrape_ms)
+            printf("  scraped /metrics every %u ms meanwhile: %llu scrapes (%llu failed), slowest "
+                   "%.1f ms\n",
+                   g_scrape_ms, (unsigned long long)scr.scrapes, (unsigned long long)scr.failures,
+                   scr.max_ms);
         if (ack_fail + rt_fail + lost)
             printf("  WARNING: %llu ACK waits failed, %llu signals not received in time\n",
                    (unsigned long long)(ack_fail + rt_fail), (unsigned long long)lost);
@@ -1060,6 +1146,7 @@ static void usage(FILE *f)
     fputs("usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
           "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
           "[--layer-floor]\n"
+          "                    [--scrape-ms N]\n"
           "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
           "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
           "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
@@ -1075,7 +1162,9 @@ static void usage(FILE *f)
           "  --spin-us N: how long an idle worker spins before parking (runtime default 50):\n"
           "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
           "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
-          "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n",
+          "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
+          "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
+          "  another thread during the measurement (compare with a run without it).\n",
           f);
 }
 
@@ -1096,6 +1185,7 @@ int main(int argc, char **argv)
                                          {"no-ack-wait", no_argument, 0, 'a'},
                                          {"spin-us", required_argument, NULL, 'S'},
                                          {"layer-floor", no_argument, 0, 'L'},
+                                         {"scrape-ms", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int ch;
@@ -1160,6 +1250,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             g_spin_us = (unsigned)v;
+            break;
+        }
+        case 'M': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || optarg[0] == '-' || v < 1 || v > 3600000) {
+                fprintf(stderr, "signal_bench: --scrape-ms \"%s\": expected 1..3600000\n", optarg);
+                return 2;
+            }
+            g_scrape_ms = (unsigned)v;
             break;
         }
         case 't':

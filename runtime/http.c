@@ -37,6 +37,7 @@ void bc_http_opts_init(bc_http_opts_t *o)
     o->max_body = 1 << 20;
     o->max_connections = 256;
     o->read_timeout = o->idle_timeout = o->write_timeout = 10.0;
+    o->handler_timeout = 30.0;
 }
 
 static void bc__http_fill_opts(bc_http_opts_t *o, const bc_http_opts_t *in)
@@ -58,6 +59,7 @@ static void bc__http_fill_opts(bc_http_opts_t *o, const bc_http_opts_t *in)
     BC__DEF(read_timeout);
     BC__DEF(idle_timeout);
     BC__DEF(write_timeout);
+    BC__DEF(handler_timeout);
 #undef BC__DEF
 }
 
@@ -208,6 +210,8 @@ void bc_http_server_stats(const bc_http_server_t *srv, bc_http_stats_t *o)
     BC__LD(bad_version);
     BC__LD(idle_closed);
     BC__LD(write_timeouts);
+    BC__LD(handler_timeouts);
+    BC__LD(deferred);
     BC__LD(io_errors);
     BC__LD(accept_errors);
 #undef BC__LD
@@ -230,11 +234,12 @@ static const char *bc__http_date(bc_http_server_t *srv)
     return srv->date;
 }
 
-/* Serialise srv->resp (status line, headers, body unless head_only) into
- * out. keep_alive: 1 keep (HTTP/1.1 style), 2 keep (HTTP/1.0: say so), 0 close. */
-static void bc__http_serialise(bc_http_server_t *srv, int head_only, int keep_alive, bc_buf_t *out)
+/* Serialise r (status line, headers, body unless head_only) into out.
+ * keep_alive: 1 keep (HTTP/1.1 style), 2 keep (HTTP/1.0: say so), 0 close.
+ * Loop thread. */
+void bc__http_serialise(bc_http_server_t *srv, bc_http_resp_t *r, int head_only, int keep_alive,
+                        bc_buf_t *out)
 {
-    bc_http_resp_t *r = &srv->resp;
     int st = r->status;
     int nobody = st == 204 || st == 304;
     bc_buf_appendf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", st, bc__http_reason(st),
@@ -256,6 +261,7 @@ static void bc__http_resp_reset(bc_http_resp_t *r)
 {
     r->status = 200;
     r->close = 0;
+    r->deferred = NULL;
     bc_buf_reset(&r->ctype);
     bc_buf_reset(&r->headers);
     bc_buf_reset(&r->body);
@@ -268,7 +274,7 @@ void bc__http_error_response(bc_http_server_t *srv, int status, bc_buf_t *out)
     bc__http_resp_reset(&srv->resp);
     bc_http_resp_status(&srv->resp, status);
     bc_buf_appendf(&srv->resp.body, "%s\n", bc__http_reason(status));
-    bc__http_serialise(srv, 0, 0, out);
+    bc__http_serialise(srv, &srv->resp, 0, 0, out);
 }
 
 static int bc__route_matches(const bc__http_route_t *r, const char *path)
@@ -287,8 +293,10 @@ static int bc__method_ok(const bc__http_route_t *r, const char *m)
 
 /* Route req and run its handler, or answer 404/405; append the response to
  * out. keep_alive as for bc__http_serialise. Returns 1 when the connection
- * must close after this response, else 0. Loop thread. */
-int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive, bc_buf_t *out)
+ * must close after this response, else 0; or 2 when the handler deferred
+ * its answer: *deferred is set and nothing was appended. Loop thread. */
+int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive, bc_buf_t *out,
+                      bc_http_deferred_t **deferred)
 {
     const char *m = bc_http_req_method(req), *path = bc_http_req_path(req);
     const bc__http_route_t *best = NULL;
@@ -315,12 +323,14 @@ int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive,
         bc_buf_t allow = BC_BUF_INIT;
         for (size_t i = 0; i < srv->nroutes; i++) {
             const bc__http_route_t *r = &srv->routes[i];
+            if (!r->method || !bc__route_matches(r, path))
+                continue; /* no match (an any-method route would have matched) */
             size_t k = 0;
             while (k < i && !(bc__route_matches(&srv->routes[k], path) &&
                               strcmp(srv->routes[k].method, r->method) == 0))
                 k++;
-            if (k < i || !bc__route_matches(r, path))
-                continue; /* no match, or the method is listed already */
+            if (k < i)
+                continue; /* the method is listed already */
             bc_buf_appendf(&allow, "%s%s%s", allow.len ? ", " : "", r->method,
                            strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
         }
@@ -331,9 +341,18 @@ int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive,
         BC__HTTP_COUNT(srv, not_found);
         bc_http_resp_send(resp, 404, NULL, "Not Found\n", 10);
     }
+    if (resp->deferred) {
+        bc_http_deferred_t *d = resp->deferred;
+        resp->deferred = NULL;
+        BC__HTTP_COUNT(srv, deferred);
+        d->keep_alive = srv->destroy_pending ? 0 : keep_alive;
+        d->head_only = strcmp(m, "HEAD") == 0;
+        *deferred = d;
+        return 2;
+    }
     if (resp->close || srv->destroy_pending)
         keep_alive = 0;
-    bc__http_serialise(srv, strcmp(m, "HEAD") == 0, keep_alive, out);
+    bc__http_serialise(srv, resp, strcmp(m, "HEAD") == 0, keep_alive, out);
     return keep_alive == 0;
 }
 
@@ -471,4 +490,45 @@ void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_typ
 void bc_http_resp_close(bc_http_resp_t *resp)
 {
     resp->close = 1;
+}
+
+/* ---------------------------------------------------------------- deferred responses */
+
+/* Answer later; see http.h. Loop thread, in a handler. Never NULL. */
+bc_http_deferred_t *bc_http_resp_defer(bc_http_resp_t *resp)
+{
+    if (resp->deferred)
+        return resp->deferred; /* a second call: the same handle */
+    bc_http_deferred_t *d = calloc(1, sizeof *d);
+    if (!d)
+        abort();
+    bc__http_resp_reset(&d->resp);
+    resp->deferred = d;
+    return d;
+}
+
+/* The response to fill. Loop thread. */
+bc_http_resp_t *bc_http_deferred_resp(bc_http_deferred_t *d)
+{
+    return &d->resp;
+}
+
+/* Whether the client still waits. Loop thread. */
+int bc_http_deferred_alive(const bc_http_deferred_t *d)
+{
+    return d->conn != NULL;
+}
+
+/* Send the response if the client waits, resume its connection, free d.
+ * Loop thread. */
+void bc_http_deferred_finish(bc_http_deferred_t *d)
+{
+    if (!d)
+        return;
+    if (d->conn)
+        bc__http_conn_resume(d->conn, d);
+    bc_buf_free(&d->resp.ctype);
+    bc_buf_free(&d->resp.headers);
+    bc_buf_free(&d->resp.body);
+    free(d);
 }

@@ -9,6 +9,9 @@
  * and HEAD (served by the GET handler, body dropped) are supported. Bad or
  * slow clients get a short plain-text error (400, 404, 405, 408, 413, 414,
  * 431, 501, 505), are counted in bc_http_stats_t, and never stall others.
+ * A handler may also answer later (bc_http_resp_defer): the response is
+ * then completed on the loop thread by whoever holds the handle, e.g. from a
+ * task another thread posted to that loop.
  */
 #ifndef BC_HTTP_H
 #define BC_HTTP_H
@@ -23,6 +26,7 @@ struct ev_loop;
 typedef struct bc_http_server_s bc_http_server_t;
 typedef struct bc_http_req_s bc_http_req_t;
 typedef struct bc_http_resp_s bc_http_resp_t;
+typedef struct bc_http_deferred_s bc_http_deferred_t;
 
 /* Runs on the loop thread. Set the response through `resp` (default: 200,
  * empty body, text/plain); `req` and its strings are valid only during the
@@ -41,6 +45,7 @@ typedef struct bc_http_opts_s {
     double read_timeout;      /* s from a request's first byte to its end; 0 = 10; then 408 */
     double idle_timeout;      /* s a kept-alive connection may sit idle; 0 = 10 */
     double write_timeout;     /* s without write progress before closing; 0 = 10 */
+    double handler_timeout;   /* s a deferred response may take; 0 = 30; then 504 */
     int no_keep_alive;        /* nonzero: close after every response */
 } bc_http_opts_t;
 
@@ -62,6 +67,8 @@ typedef struct bc_http_stats_s {
     uint64_t bad_version;       /* 505 */
     uint64_t idle_closed;       /* idle keep-alive connections closed */
     uint64_t write_timeouts;    /* closed: client did not read the response */
+    uint64_t handler_timeouts;  /* 504: a deferred response not given in handler_timeout */
+    uint64_t deferred;          /* requests answered later (bc_http_resp_defer) */
     uint64_t io_errors;         /* resets and other socket errors */
     uint64_t accept_errors;     /* accept() failures (e.g. EMFILE) */
 } bc_http_stats_t;
@@ -153,5 +160,31 @@ void bc_http_resp_send(bc_http_resp_t *resp, int status, const char *content_typ
                        size_t len);
 /* Close the connection after this response. */
 void bc_http_resp_close(bc_http_resp_t *resp);
+
+/* ---------------------------------------------------------------- deferred responses */
+
+/* In a handler: answer this request later instead of on return. Whatever was
+ * set on resp is discarded. The connection reads and serves nothing more
+ * (pipelined requests wait their turn) until the answer is given with
+ * bc_http_deferred_finish, or, after opts.handler_timeout, the client gets a
+ * 504 and the connection closes. The caller owns the handle and must finish
+ * it exactly once, whatever happens to the connection or the server
+ * meanwhile (then finishing only frees it). Never NULL (out-of-memory
+ * aborts). Loop thread, in a handler; at most once per request. */
+bc_http_deferred_t *bc_http_resp_defer(bc_http_resp_t *resp);
+
+/* The response to fill (status 200, empty body, text/plain until set), with
+ * the usual bc_http_resp_* setters. Valid until bc_http_deferred_finish.
+ * Loop thread. */
+bc_http_resp_t *bc_http_deferred_resp(bc_http_deferred_t *d);
+
+/* 1 while the client still waits for the answer, 0 once its connection is
+ * gone (closed, timed out, server destroyed). Loop thread. */
+int bc_http_deferred_alive(const bc_http_deferred_t *d);
+
+/* Send the response filled in bc_http_deferred_resp(d) (if the client still
+ * waits), resume the connection, and free d. Loop thread, outside any handler
+ * of the same server. */
+void bc_http_deferred_finish(bc_http_deferred_t *d);
 
 #endif /* BC_HTTP_H */

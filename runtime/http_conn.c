@@ -22,6 +22,7 @@ enum {
     CF_EOF = 1u << 2,         /* the peer finished sending */
     CF_LINGER = 1u << 3,      /* final response sent; draining input before close */
     CF_PAUSED = 1u << 4,      /* too much output pending: not reading/processing */
+    CF_DEFERRED = 1u << 5,    /* the handler answers later: not reading/processing */
 };
 
 struct bc__http_conn_s {
@@ -36,6 +37,8 @@ struct bc__http_conn_s {
     ev_tstamp idle_start; /* when the last response was queued */
     ev_tstamp last_write; /* last write progress while output is pending */
     ev_tstamp linger_start;
+    ev_tstamp defer_start;        /* CF_DEFERRED: when the handler deferred */
+    bc_http_deferred_t *deferred; /* CF_DEFERRED: the answer we wait for */
     size_t lingered;
     bc_buf_t in, out;
     size_t out_off;
@@ -52,6 +55,8 @@ static ev_tstamp bc__conn_deadline(const bc__http_conn_t *c)
                (o->read_timeout < BC__HTTP_LINGER ? o->read_timeout : BC__HTTP_LINGER);
     if (c->out.len > c->out_off)
         return c->last_write + o->write_timeout;
+    if (c->flags & CF_DEFERRED)
+        return c->defer_start + o->handler_timeout;
     if (c->flags & CF_IN_REQ)
         return c->req_start + o->read_timeout;
     return c->idle_start + o->idle_timeout;
@@ -77,6 +82,8 @@ void bc__http_conn_close(bc__http_conn_t *c)
     ev_io_stop(srv->loop, &c->rio);
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
+    if (c->deferred)
+        c->deferred->conn = NULL; /* its owner finishes it later: then only freed */
     close(c->fd);
     if (c->prev)
         c->prev->next = c->next;
@@ -169,7 +176,7 @@ static int bc__conn_flush(bc__http_conn_t *c)
     ev_io_stop(loop, &c->wio);
     if (c->flags & CF_CLOSE_AFTER)
         return (c->flags & CF_LINGER) ? 0 : bc__conn_begin_linger(c);
-    if (!(c->flags & (CF_EOF | CF_PAUSED)))
+    if (!(c->flags & (CF_EOF | CF_PAUSED | CF_DEFERRED)))
         ev_io_start(loop, &c->rio);
     bc__conn_arm(c);
     return 0;
@@ -210,7 +217,11 @@ static void bc__conn_dispatch(bc__http_conn_t *c, size_t pos)
     int ka = !srv->opts.no_keep_alive && c->ps.keep_alive ? (c->req.minor ? 1 : 2) : 0;
     c->req.base = base;
     *body_end = '\0';
-    if (bc__http_dispatch(srv, &c->req, ka, &c->out))
+    bc_http_deferred_t *d = NULL;
+    int r = bc__http_dispatch(srv, &c->req, ka, &c->out, &d);
+    if (r == 2)
+        bc__http_conn_defer(c, d);
+    else if (r)
         c->flags |= CF_CLOSE_AFTER;
     *body_end = saved;
 }
@@ -221,7 +232,7 @@ static void bc__conn_process(bc__http_conn_t *c)
     bc_http_server_t *srv = c->srv;
     ev_tstamp now = ev_now(srv->loop);
     size_t pos = 0;
-    while (!(c->flags & (CF_CLOSE_AFTER | CF_LINGER)) && !srv->destroy_pending) {
+    while (!(c->flags & (CF_CLOSE_AFTER | CF_LINGER | CF_DEFERRED)) && !srv->destroy_pending) {
         if (c->out.len - c->out_off > BC__HTTP_OUT_HIGH) {
             c->flags |= CF_PAUSED;
             break;
@@ -271,9 +282,9 @@ static void bc__conn_process(bc__http_conn_t *c)
         c->flags |= CF_IN_REQ;
         c->req_start = now;
     }
-    if ((c->flags & CF_EOF) && !(c->flags & CF_PAUSED))
+    if ((c->flags & CF_EOF) && !(c->flags & (CF_PAUSED | CF_DEFERRED)))
         c->flags |= CF_CLOSE_AFTER; /* a partial request is dropped */
-    if (c->flags & (CF_CLOSE_AFTER | CF_PAUSED))
+    if (c->flags & (CF_CLOSE_AFTER | CF_PAUSED | CF_DEFERRED))
         ev_io_stop(srv->loop, &c->rio);
 }
 
@@ -366,6 +377,15 @@ static void bc__conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     } else if (c->out.len > c->out_off) {
         BC__HTTP_COUNT(srv, write_timeouts);
         bc__http_conn_close(c);
+    } else if (c->flags & CF_DEFERRED) {
+        BC__HTTP_COUNT(srv, handler_timeouts);
+        c->deferred->conn = NULL; /* the late answer is dropped */
+        c->deferred = NULL;
+        c->flags = (c->flags & ~(unsigned)CF_DEFERRED) | CF_CLOSE_AFTER;
+        bc_buf_reset(&c->in);
+        bc__http_error_response(srv, 504, &c->out);
+        ev_io_stop(loop, &c->rio);
+        bc__conn_flush(c);
     } else if ((c->flags & CF_IN_REQ) && !(c->flags & CF_CLOSE_AFTER)) {
         bc_buf_reset(&c->in);
         bc__conn_fail(c, 408);
@@ -375,6 +395,34 @@ static void bc__conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         BC__HTTP_COUNT(srv, idle_closed);
         bc__http_conn_close(c);
     }
+    bc__http_server_leave(srv);
+}
+
+/* Park c until d is finished: no reading, no processing; the handler
+ * deadline applies. Loop thread, in dispatch. */
+void bc__http_conn_defer(bc__http_conn_t *c, bc_http_deferred_t *d)
+{
+    d->conn = c;
+    c->deferred = d;
+    c->flags |= CF_DEFERRED;
+    c->defer_start = ev_now(c->srv->loop);
+}
+
+/* Queue d's response on c, then serve what was pipelined behind it. Loop
+ * thread, from bc_http_deferred_finish. */
+void bc__http_conn_resume(bc__http_conn_t *c, bc_http_deferred_t *d)
+{
+    bc_http_server_t *srv = c->srv;
+    srv->busy++;
+    d->conn = NULL;
+    c->deferred = NULL;
+    c->flags &= ~(unsigned)CF_DEFERRED;
+    int ka = d->resp.close ? 0 : d->keep_alive;
+    bc__http_serialise(srv, &d->resp, d->head_only, ka, &c->out);
+    if (!ka)
+        c->flags |= CF_CLOSE_AFTER;
+    c->idle_start = ev_now(srv->loop);
+    bc__conn_run(c);
     bc__http_server_leave(srv);
 }
 

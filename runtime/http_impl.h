@@ -64,8 +64,9 @@ struct bc_http_req_s {
 struct bc_http_resp_s {
     int status;
     int close;
-    bc_buf_t ctype;   /* Content-Type value; empty = text/plain */
-    bc_buf_t headers; /* "Name: value\r\n"... */
+    bc_http_deferred_t *deferred; /* set by bc_http_resp_defer during dispatch */
+    bc_buf_t ctype;               /* Content-Type value; empty = text/plain */
+    bc_buf_t headers;             /* "Name: value\r\n"... */
     bc_buf_t body;
 };
 
@@ -80,11 +81,20 @@ typedef struct bc__http_route_s {
 
 typedef struct bc__http_conn_s bc__http_conn_t;
 
+/* A request answered later. Owned by whoever got it from bc_http_resp_defer;
+ * conn is cleared when the connection goes away first. */
+struct bc_http_deferred_s {
+    bc__http_conn_t *conn; /* NULL once the client is gone */
+    bc_http_resp_t resp;
+    int keep_alive; /* as for bc__http_serialise, decided at dispatch */
+    int head_only;
+};
+
 typedef struct bc__http_atomic_stats_s {
     _Atomic uint64_t conns_accepted, conns_rejected, conns_active, requests, responses[6];
     _Atomic uint64_t bad_request, not_found, bad_method, timeouts, body_too_large, uri_too_long,
-        headers_too_large, not_implemented, bad_version, idle_closed, write_timeouts, io_errors,
-        accept_errors;
+        headers_too_large, not_implemented, bad_version, idle_closed, write_timeouts,
+        handler_timeouts, deferred, io_errors, accept_errors;
 } bc__http_atomic_stats_t;
 
 struct bc_http_server_s {
@@ -123,10 +133,20 @@ const char *bc__http_reason(int status);
 /* http_conn.c */
 void bc__http_accept_cb(struct ev_loop *loop, ev_io *w, int revents);
 void bc__http_conn_close(bc__http_conn_t *c);
+/* Park c on deferred response d (just returned by dispatch). */
+void bc__http_conn_defer(bc__http_conn_t *c, bc_http_deferred_t *d);
+/* Write d's response on its connection and resume it. */
+void bc__http_conn_resume(bc__http_conn_t *c, bc_http_deferred_t *d);
 
 /* http.c */
-int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive, bc_buf_t *out);
+/* Route and run the handler; see http.c. Returns 1 (close after), 0, or 2 when
+ * the handler deferred its answer (*deferred set, nothing appended). */
+int bc__http_dispatch(bc_http_server_t *srv, bc_http_req_t *req, int keep_alive, bc_buf_t *out,
+                      bc_http_deferred_t **deferred);
 void bc__http_error_response(bc_http_server_t *srv, int status, bc_buf_t *out);
+/* Serialise resp; keep_alive as for bc__http_dispatch. */
+void bc__http_serialise(bc_http_server_t *srv, bc_http_resp_t *resp, int head_only, int keep_alive,
+                        bc_buf_t *out);
 void bc__http_server_leave(bc_http_server_t *srv);
 
 #endif /* BC_HTTP_IMPL_H */

@@ -287,8 +287,9 @@ static int bc__check_opts(const bc_metric_opts_t *o, unsigned *nlabels, const do
     return 0;
 }
 
-/* Register a family. Any thread. 0, -EINVAL or -EEXIST; see metrics.h. */
-int bc_metrics_register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_family_t **out)
+/* Register a stored family (fn NULL) or one computed at exposition. */
+static int bc__register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_emit_fn fn, void *arg,
+                        bc_metric_family_t **out)
 {
     unsigned nlabels, nb;
     const double *b;
@@ -315,10 +316,12 @@ int bc_metrics_register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_fa
     }
     f->ncells = o->type == BC_METRIC_COUNTER ? 1 : o->type == BC_METRIC_HISTOGRAM ? nb + 2 : 0;
     f->max_children = o->max_children;
+    f->emit_fn = fn;
+    f->emit_arg = arg;
     pthread_mutex_init(&f->lock, NULL);
     /* relaxed: f is not yet visible to any other thread */
     atomic_store_explicit(&f->table, bc__table_new(16), memory_order_relaxed);
-    if (nlabels == 0) {
+    if (nlabels == 0 && fn == NULL) {
         bc__child_new(f, NULL, bc__hash_values(NULL, 0), 1);
         atomic_store_explicit(&f->nchildren, 1, memory_order_relaxed); /* unpublished */
     }
@@ -332,6 +335,21 @@ int bc_metrics_register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_fa
     if (out)
         *out = f;
     return 0;
+}
+
+/* Register a family. Any thread. 0, -EINVAL or -EEXIST; see metrics.h. */
+int bc_metrics_register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_family_t **out)
+{
+    return bc__register(m, o, NULL, NULL, out);
+}
+
+/* Register a family computed at exposition. Any thread. 0, -EINVAL or -EEXIST. */
+int bc_metrics_register_fn(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_emit_fn fn,
+                           void *arg, bc_metric_family_t **out)
+{
+    if (!fn || (o && o->max_children))
+        return -EINVAL;
+    return bc__register(m, o, fn, arg, out);
 }
 
 /* Find a family by name. Any thread. */
@@ -388,7 +406,7 @@ static bc__mchild_t *bc__overflow_child(bc_metric_family_t *f)
 
 static bc__mchild_t *bc__lookup(bc_metric_family_t *f, bc_metric_type_t type, const char *const *v)
 {
-    if (!f || f->type != type)
+    if (!f || f->type != type || f->emit_fn)
         return NULL;
     if (f->nlabels == 0)
         return atomic_load_explicit(&f->first, memory_order_acquire); /* published child */
@@ -455,7 +473,7 @@ bc_histogram_t *bc_histogram_labels(bc_metric_family_t *f, const char *const *va
 /* Hide and zero every gauge child. Any thread. 0 or -EINVAL. */
 int bc_metric_family_clear(bc_metric_family_t *f)
 {
-    if (!f || f->type != BC_METRIC_GAUGE)
+    if (!f || f->type != BC_METRIC_GAUGE || f->emit_fn)
         return -EINVAL;
     /* acquire: pairs with the release that appended each child */
     bc__mchild_t *c = atomic_load_explicit(&f->first, memory_order_acquire);

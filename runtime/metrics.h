@@ -64,6 +64,11 @@ typedef struct bc_metric_opts_s {
  * set values computed on demand (process metrics, counts over a table). */
 typedef void (*bc_metrics_collect_fn)(bc_metrics_t *m, void *arg);
 
+/* A family computed at exposition (bc_metrics_register_fn): the function
+ * writes the family's samples through the emitter, valid during the call. */
+typedef struct bc_metric_emitter_s bc_metric_emitter_t;
+typedef void (*bc_metric_emit_fn)(bc_metric_emitter_t *e, void *arg);
+
 /* ---------------------------------------------------------------- registry */
 
 /* Create an empty registry whose counters and histograms are split into
@@ -84,6 +89,30 @@ void bc_metrics_destroy(bc_metrics_t *m);
  * Returns 0, -EINVAL (bad name, label, type, buckets or too many labels), or
  * -EEXIST (the name is taken). */
 int bc_metrics_register(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_family_t **out);
+
+/* Register a family whose samples are not stored but produced at each
+ * exposition: bc_metrics_expose runs the collectors, then, at the family's
+ * place in registration order, fn(emitter, arg), which reports every sample
+ * with bc_metric_emit / bc_metric_emit_histogram. Nothing is kept between
+ * expositions, so a label tuple fn no longer reports is gone at the next
+ * scrape; fn bounds its own cardinality (o->max_children must be 0). Child
+ * lookups (bc_counter_labels, ...) on such a family return NULL. The family
+ * is exposed only when fn emits at least one sample. fn runs on the exposing
+ * thread, serialised with other expositions; it must not call
+ * bc_metrics_expose. Any thread. Returns 0, -EINVAL (as for
+ * bc_metrics_register, or fn NULL, or max_children set) or -EEXIST. */
+int bc_metrics_register_fn(bc_metrics_t *m, const bc_metric_opts_t *o, bc_metric_emit_fn fn,
+                           void *arg, bc_metric_family_t **out);
+
+/* From a bc_metric_emit_fn: one counter or gauge sample with the family's
+ * label values (NULL for a family without labels; a NULL value skips the
+ * sample). A family's fn should emit each label tuple once. */
+void bc_metric_emit(bc_metric_emitter_t *e, const char *const *values, double v);
+/* From a bc_metric_emit_fn of a histogram family: one histogram with
+ * counts[0..nbounds] observations per bucket (not cumulative; the last one
+ * holds those above the last bound) and their sum. */
+void bc_metric_emit_histogram(bc_metric_emitter_t *e, const char *const *values,
+                              const uint64_t *counts, double sum);
 
 /* The family called `name`, or NULL. Any thread. */
 bc_metric_family_t *bc_metrics_find(bc_metrics_t *m, const char *name);

@@ -16,6 +16,21 @@
 
 static void bc__fmt_double(char *out, size_t n, double v)
 {
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(int64_t)v &&
+        !(v == 0 && signbit(v))) {
+        /* An integer (most samples): exact in a double, and printing it needs no search. */
+        char tmp[24], *p = tmp + sizeof tmp;
+        int64_t i = (int64_t)v;
+        uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+        *--p = '\0';
+        do
+            *--p = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (i < 0)
+            *--p = '-';
+        snprintf(out, n, "%s", p);
+        return;
+    }
     if (isnan(v)) {
         snprintf(out, n, "NaN");
         return;
@@ -52,9 +67,10 @@ static void bc__escape(bc_buf_t *out, const char *s, int quote)
     bc_buf_append(out, run, (size_t)(s - run));
 }
 
-/* One sample line: name[suffix]{labels[,le="le"]} value */
+/* One sample line: name[suffix]{labels[,le="le"]} value; values = the
+ * family's label values. */
 static void bc__sample(bc_buf_t *out, const bc_metric_family_t *f, const char *suffix,
-                       const bc__mchild_t *c, const char *le, const char *value)
+                       const char *const *values, const char *le, const char *value)
 {
     bc_buf_appends(out, f->name);
     if (suffix)
@@ -66,7 +82,7 @@ static void bc__sample(bc_buf_t *out, const bc_metric_family_t *f, const char *s
                 bc_buf_appendc(out, ',');
             bc_buf_appends(out, f->labels[i]);
             bc_buf_appends(out, "=\"");
-            bc__escape(out, c->values[i], 1);
+            bc__escape(out, values[i], 1);
             bc_buf_appendc(out, '"');
         }
         if (le) {
@@ -81,30 +97,92 @@ static void bc__sample(bc_buf_t *out, const bc_metric_family_t *f, const char *s
     bc_buf_appendc(out, '\n');
 }
 
-static void bc__expose_histogram(bc_buf_t *out, const bc_metric_family_t *f, const bc__mchild_t *c)
+/* A histogram's samples from per-bucket counts (counts[0..nbounds], not
+ * cumulative) and the sum. */
+static void bc__write_histogram(bc_buf_t *out, const bc_metric_family_t *f,
+                                const char *const *values, const uint64_t *counts, double sum)
 {
     char le[40], val[40];
     uint64_t cum = 0;
     for (unsigned i = 0; i <= f->nbounds; i++) {
-        cum += bc__mchild_cell_sum(c, i);
+        cum += counts[i];
         if (i < f->nbounds)
             bc__fmt_double(le, sizeof le, f->bounds[i]);
         else
             snprintf(le, sizeof le, "+Inf");
         snprintf(val, sizeof val, "%" PRIu64, cum);
-        bc__sample(out, f, "_bucket", c, le, val);
+        bc__sample(out, f, "_bucket", values, le, val);
     }
-    bc__fmt_double(val, sizeof val, bc__mchild_cell_dsum(c, f->nbounds + 1));
-    bc__sample(out, f, "_sum", c, NULL, val);
+    bc__fmt_double(val, sizeof val, sum);
+    bc__sample(out, f, "_sum", values, NULL, val);
     snprintf(val, sizeof val, "%" PRIu64, cum);
-    bc__sample(out, f, "_count", c, NULL, val);
+    bc__sample(out, f, "_count", values, NULL, val);
+}
+
+static void bc__expose_histogram(bc_buf_t *out, const bc_metric_family_t *f, const bc__mchild_t *c)
+{
+    uint64_t counts[BC_METRIC_MAX_BUCKETS + 1];
+    for (unsigned i = 0; i <= f->nbounds; i++)
+        counts[i] = bc__mchild_cell_sum(c, i);
+    bc__write_histogram(out, f, c->values, counts, bc__mchild_cell_dsum(c, f->nbounds + 1));
+}
+
+static void bc__family_header(bc_buf_t *out, const bc_metric_family_t *f)
+{
+    static const char *const type_names[] = {"", "counter", "gauge", "histogram"};
+    bc_buf_appendf(out, "# HELP %s ", f->name);
+    bc__escape(out, f->help, 0);
+    bc_buf_appendf(out, "\n# TYPE %s %s\n", f->name, type_names[f->type]);
+}
+
+/* What a bc_metric_emit_fn writes through: the family's header comes with
+ * the first sample. */
+struct bc_metric_emitter_s {
+    bc_buf_t *out;
+    const bc_metric_family_t *f;
+    int header;
+};
+
+static int bc__emit_begin(bc_metric_emitter_t *e, const char *const *values)
+{
+    for (unsigned i = 0; i < e->f->nlabels; i++)
+        if (!values || !values[i])
+            return 0;
+    if (!e->header) {
+        bc__family_header(e->out, e->f);
+        e->header = 1;
+    }
+    return 1;
+}
+
+/* One counter or gauge sample. The exposing thread, inside the family's fn. */
+void bc_metric_emit(bc_metric_emitter_t *e, const char *const *values, double v)
+{
+    if (!e || e->f->type == BC_METRIC_HISTOGRAM || !bc__emit_begin(e, values))
+        return;
+    char val[40];
+    bc__fmt_double(val, sizeof val, v);
+    bc__sample(e->out, e->f, NULL, values, NULL, val);
+}
+
+/* One histogram. The exposing thread, inside the family's fn. */
+void bc_metric_emit_histogram(bc_metric_emitter_t *e, const char *const *values,
+                              const uint64_t *counts, double sum)
+{
+    if (!e || !counts || e->f->type != BC_METRIC_HISTOGRAM || !bc__emit_begin(e, values))
+        return;
+    bc__write_histogram(e->out, e->f, values, counts, sum);
 }
 
 static void bc__expose_family(bc_buf_t *out, const bc_metric_family_t *f)
 {
-    static const char *const type_names[] = {"", "counter", "gauge", "histogram"};
     int header = 0;
     char val[40];
+    if (f->emit_fn) {
+        bc_metric_emitter_t e = {out, f, 0};
+        f->emit_fn(&e, f->emit_arg);
+        return;
+    }
     /* acquire: pairs with the release that appended each child */
     const bc__mchild_t *c = atomic_load_explicit(&f->first, memory_order_acquire);
     for (; c; c = atomic_load_explicit(&c->next, memory_order_acquire)) { /* idem */
@@ -112,9 +190,7 @@ static void bc__expose_family(bc_buf_t *out, const bc_metric_family_t *f)
         if (atomic_load_explicit(&c->hidden, memory_order_relaxed))
             continue;
         if (!header) {
-            bc_buf_appendf(out, "# HELP %s ", f->name);
-            bc__escape(out, f->help, 0);
-            bc_buf_appendf(out, "\n# TYPE %s %s\n", f->name, type_names[f->type]);
+            bc__family_header(out, f);
             header = 1;
         }
         /* relaxed: a standalone value */
@@ -126,11 +202,11 @@ static void bc__expose_family(bc_buf_t *out, const bc_metric_family_t *f)
             else
                 bc__fmt_double(val, sizeof val,
                                (double)bc__mchild_cell_sum(c, 0) + bc__bits_to_double(bits));
-            bc__sample(out, f, NULL, c, NULL, val);
+            bc__sample(out, f, NULL, c->values, NULL, val);
             break;
         case BC_METRIC_GAUGE:
             bc__fmt_double(val, sizeof val, bc__bits_to_double(bits));
-            bc__sample(out, f, NULL, c, NULL, val);
+            bc__sample(out, f, NULL, c->values, NULL, val);
             break;
         case BC_METRIC_HISTOGRAM:
             bc__expose_histogram(out, f, c);

@@ -64,6 +64,8 @@ struct bc_metric_family_s {
     _Atomic unsigned nchildren;  /* excluding the overflow child */
     bc__mchild_t *_Atomic overflow_child;
     _Atomic uint64_t overflows;
+    bc_metric_emit_fn emit_fn; /* bc_metrics_register_fn: samples made at exposition */
+    void *emit_arg;
     struct bc_metric_family_s *_Atomic next; /* registration order */
 };
 

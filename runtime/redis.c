@@ -74,11 +74,28 @@ void bc__redis_req_free(bc__redis_req_t *req)
     bc_pool_free_size(req->pool_cls, req);
 }
 
+/* Upper bounds of redis_command_latency_seconds, in ns and in seconds. */
+static const uint64_t lat_bounds_ns[BC_REDIS_LATENCY_BUCKETS] = {
+    50000,    100000,   250000,   500000,    1000000,   2500000,   5000000,
+    10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000};
+const double bc_redis_latency_bounds[BC_REDIS_LATENCY_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
+
 void bc__redis_answer(bc_redis_t *r, bc__redis_req_t *req, bc_redis_status_t st,
                       const struct redisReply *reply)
 {
     /* relaxed: statistics counters, no ordering with anything else. */
     atomic_fetch_add_explicit(&r->n_replied[st], 1, memory_order_relaxed);
+    uint64_t ns = 0;
+    if (st == BC_REDIS_OK || st == BC_REDIS_ERROR) {
+        ns = bc_now_ns() - req->submit_ns;
+        unsigned b = 0;
+        while (b < BC_REDIS_LATENCY_BUCKETS && ns > lat_bounds_ns[b])
+            b++;
+        /* relaxed: statistics; the I/O thread is the only writer in practice. */
+        atomic_fetch_add_explicit(&r->n_lat[b], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->n_lat_ns, ns, memory_order_relaxed); /* idem */
+    }
     if (req->reply_to == NULL)
         return;
     size_t head = align8(sizeof(bc_redis_reply_msg_t));
@@ -86,7 +103,7 @@ void bc__redis_answer(bc_redis_t *r, bc__redis_req_t *req, bc_redis_status_t st,
     bc_redis_reply_msg_t *m = bc_msg_alloc(head + rsz, BC_MSG_REDIS_REPLY);
     m->tag = req->tag;
     m->status = st;
-    uint64_t us = (bc_now_ns() - req->submit_ns) / 1000u;
+    uint64_t us = (ns ? ns : bc_now_ns() - req->submit_ns) / 1000u;
     m->latency_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     m->reply = rsz ? bc_reply_copy_into((char *)m + head, rsz, reply) : NULL;
     bc_send(req->reply_to, &m->hdr); /* -ESRCH: the actor stopped; the message is freed */
@@ -283,6 +300,18 @@ int bc_redis_time_known(const bc_redis_t *r)
 {
     /* acquire: pairs with the release after the offset was stored. */
     return atomic_load_explicit(&((bc_redis_t *)r)->time_known, memory_order_acquire);
+}
+
+void bc_redis_latency(bc_redis_t *r, bc_redis_latency_t *out)
+{
+    out->count = 0;
+    for (int i = 0; i <= BC_REDIS_LATENCY_BUCKETS; i++) {
+        /* relaxed: statistics, each bucket read on its own. */
+        out->counts[i] = atomic_load_explicit(&r->n_lat[i], memory_order_relaxed);
+        out->count += out->counts[i];
+    }
+    /* relaxed: idem. */
+    out->sum_s = (double)atomic_load_explicit(&r->n_lat_ns, memory_order_relaxed) / 1e9;
 }
 
 void bc_redis_stats(bc_redis_t *r, bc_redis_stats_t *out)

@@ -149,4 +149,19 @@ typedef struct bc_redis_stats {
  * taken under the mutex the I/O thread holds while driving the breaker. */
 void bc_redis_stats(bc_redis_t *r, bc_redis_stats_t *out);
 
+/* Command latency, submission to reply (OK or ERROR answers only: a command that timed out,
+ * was refused or lost its connection has no reply time), as a histogram with these upper
+ * bounds in seconds: 50 us, 100 us, 250 us, ... 1 s. */
+#define BC_REDIS_LATENCY_BUCKETS 14
+extern const double bc_redis_latency_bounds[BC_REDIS_LATENCY_BUCKETS];
+typedef struct bc_redis_latency {
+    uint64_t counts[BC_REDIS_LATENCY_BUCKETS + 1]; /* per bucket, not cumulative; last: > 1 s */
+    uint64_t count;                                /* sum of counts[] */
+    double sum_s;                                  /* total latency */
+} bc_redis_latency_t;
+
+/* Copy the latency histogram. Recording it costs the I/O thread one clock read and two
+ * relaxed atomic adds per reply, no lock. Any thread. */
+void bc_redis_latency(bc_redis_t *r, bc_redis_latency_t *out);
+
 #endif

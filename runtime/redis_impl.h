@@ -137,6 +137,8 @@ struct bc_redis_s {
     _Atomic uint64_t n_submitted, n_inflight, n_max_pipeline, n_subs, n_pubsub, n_reloads;
     _Atomic uint64_t n_replied[BC_REDIS_STATUS_COUNT];
     _Atomic uint64_t n_queued[BC_REDIS_CLASS_COUNT];
+    /* Replies by latency bucket and their total latency (bc_redis_latency). */
+    _Atomic uint64_t n_lat[BC_REDIS_LATENCY_BUCKETS + 1], n_lat_ns;
     pthread_mutex_t script_lock; /* serialises registrations */
     _Atomic int nscripts;        /* published entries are immutable */
     bc__redis_script_t scripts[BC_REDIS_MAX_SCRIPTS];

@@ -45,6 +45,68 @@ static void h_destroy(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
     bc_http_resp_send(resp, 200, NULL, "bye\n", 4);
 }
 
+/* Deferred answers: h_later parks its request; the test thread has them finished on the loop
+ * thread through an ev_async (as an I/O-thread task would). */
+static struct {
+    pthread_mutex_t lock;
+    ev_async finish;
+    bc_http_deferred_t *pending[8];
+    int n, finished, alive_at_finish;
+} later = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void h_later(bc_http_req_t *req, bc_http_resp_t *resp, void *arg)
+{
+    bc_http_resp_send(resp, 500, NULL, "discarded\n", 10); /* replaced by the deferred one */
+    bc_http_deferred_t *d = bc_http_resp_defer(resp);
+    pthread_mutex_lock(&later.lock);
+    if (later.n < 8)
+        later.pending[later.n++] = d;
+    else
+        bc_http_deferred_finish(d); /* never happens in these tests: an empty 200 */
+    pthread_mutex_unlock(&later.lock);
+}
+
+static void later_finish_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    pthread_mutex_lock(&later.lock);
+    for (int i = 0; i < later.n; i++) {
+        bc_http_deferred_t *d = later.pending[i];
+        bc_http_resp_t *r = bc_http_deferred_resp(d);
+        later.alive_at_finish += bc_http_deferred_alive(d);
+        bc_http_resp_send(r, 202, "application/json", "{\"done\":true}", 13);
+        bc_http_resp_header(r, "X-Later", "1");
+        bc_http_deferred_finish(d);
+        later.finished++;
+    }
+    later.n = 0;
+    pthread_mutex_unlock(&later.lock);
+}
+
+static int later_count(void)
+{
+    pthread_mutex_lock(&later.lock);
+    int n = later.n;
+    pthread_mutex_unlock(&later.lock);
+    return n;
+}
+
+/* A field of `later`, read under its lock. */
+static int later_get(const int *field)
+{
+    pthread_mutex_lock(&later.lock);
+    int v = *field;
+    pthread_mutex_unlock(&later.lock);
+    return v;
+}
+
+/* Wait until n requests are parked (10 s at most). */
+static void later_wait(int n)
+{
+    for (int i = 0; i < 1000 && later_count() < n; i++)
+        bc_test_sleep_ms(10);
+    assert_int_equal(later_count(), n);
+}
+
 static void fx_start(fx_t *f, const bc_http_opts_t *o)
 {
     fx_init(f, o);
@@ -53,6 +115,10 @@ static void fx_start(fx_t *f, const bc_http_opts_t *o)
     assert_int_equal(bc_http_route(f->srv, "GET", "/api", BC_HTTP_PREFIX, h_info, NULL), 0);
     assert_int_equal(bc_http_route(f->srv, "GET", "/big", BC_HTTP_EXACT, h_big, NULL), 0);
     assert_int_equal(bc_http_route(f->srv, "POST", "/bye", 0, h_destroy, &f->srv), 0);
+    assert_int_equal(bc_http_route(f->srv, NULL, "/later", 0, h_later, NULL), 0);
+    later.n = later.finished = later.alive_at_finish = 0;
+    ev_async_init(&later.finish, later_finish_cb);
+    ev_async_start(f->loop, &later.finish);
     assert_int_equal(bc_http_route(f->srv, "GET", "/hello", 0, h_hello, NULL), -EEXIST);
     assert_int_equal(bc_http_route(f->srv, "GET", "nope", 0, h_hello, NULL), -EINVAL);
     fx_run(f);
@@ -363,14 +429,109 @@ static void test_destroy_in_handler(void **state)
     fx_stop(&f, 1);
 }
 
+/* A deferred answer: the connection waits for it (a request pipelined behind it is answered
+ * after it, in order), other clients are served meanwhile; HEAD drops its body. */
+static void test_deferred_response(void **state)
+{
+    fx_t f;
+    fx_start(&f, NULL);
+    cl_t c = cl_open(&f, 0);
+    cl_sends(&c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n" GET_HELLO);
+    later_wait(1);
+    assert_int_equal(get_hello(&f), 200); /* the server is not blocked */
+    struct timeval tv = {0, 200000};
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_false(cl_fill(&c)); /* nothing yet: neither the answer nor the pipelined one */
+    tv.tv_sec = 5;
+    setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ev_async_send(f.loop, &later.finish);
+    const char *head = expect(&c, 202, "{\"done\":true}");
+    assert_non_null(strstr(head, "Content-Type: application/json\r\n"));
+    assert_non_null(strstr(head, "X-Later: 1\r\n"));
+    expect(&c, 200, "hello world\n"); /* then the pipelined request */
+    cl_sends(&c, "HEAD /later HTTP/1.1\r\nHost: t\r\n\r\n");
+    later_wait(1);
+    ev_async_send(f.loop, &later.finish);
+    resp_t r;
+    assert_int_equal(cl_resp_ex(&c, &r, 1), 0);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.head, "Content-Length: 13\r\n"));
+    free(r.body);
+    /* keep-alive survives a deferred answer; Connection: close is honoured */
+    cl_sends(&c, "POST /later HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+                 "Connection: close\r\n\r\n");
+    later_wait(1);
+    ev_async_send(f.loop, &later.finish);
+    assert_non_null(strstr(expect(&c, 202, NULL), "Connection: close\r\n"));
+    assert_false(cl_fill(&c));
+    cl_close(&c);
+    assert_int_equal(later_get(&later.alive_at_finish), 3);
+    bc_http_stats_t s = stats(&f);
+    assert_int_equal(s.deferred, 3);
+    assert_int_equal(s.handler_timeouts, 0);
+    fx_stop(&f, 0);
+}
+
+/* No answer within handler_timeout: 504 and close, the late answer is dropped; a client that
+ * leaves, and a server destroyed, with an answer pending: finishing only frees the handle. */
+static void test_deferred_timeout_and_gone(void **state)
+{
+    fx_t f;
+    bc_http_opts_t o;
+    bc_http_opts_init(&o);
+    o.handler_timeout = 0.3;
+    fx_start(&f, &o);
+    cl_t c = cl_open(&f, 0);
+    cl_sends(&c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+    expect(&c, 504, "Gateway Timeout\n");
+    assert_false(cl_fill(&c));
+    cl_close(&c);
+    later_wait(1);
+    ev_async_send(f.loop, &later.finish);
+    for (int i = 0; i < 500 && later_get(&later.finished) < 1; i++)
+        bc_test_sleep_ms(10);
+    assert_int_equal(later_get(&later.finished), 1);
+    assert_int_equal(later_get(&later.alive_at_finish), 0);
+    assert_int_equal(stats(&f).handler_timeouts, 1);
+    assert_int_equal(get_hello(&f), 200);
+
+    /* the client goes away first */
+    c = cl_open(&f, 0);
+    cl_sends(&c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+    later_wait(1);
+    cl_close(&c);
+    ev_async_send(f.loop, &later.finish);
+    for (int i = 0; i < 500 && later_get(&later.finished) < 2; i++)
+        bc_test_sleep_ms(10);
+    assert_int_equal(later_get(&later.finished), 2);
+    assert_int_equal(get_hello(&f), 200);
+
+    /* the server is destroyed first */
+    c = cl_open(&f, 0);
+    cl_sends(&c, "GET /later HTTP/1.1\r\nHost: t\r\n\r\n");
+    later_wait(1);
+    fx_stop(&f, 0);
+    assert_false(cl_fill(&c)); /* closed without an answer */
+    cl_close(&c);
+    assert_false(bc_http_deferred_alive(later.pending[0]));
+    bc_http_deferred_finish(later.pending[0]); /* frees it (ASan checks) */
+    later.n = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_get_and_accessors),  cmocka_unit_test(test_404_405),
-        cmocka_unit_test(test_bad_requests),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_slow_client),        cmocka_unit_test(test_keep_alive_and_pipelining),
-        cmocka_unit_test(test_backpressure),       cmocka_unit_test(test_many_connections),
+        cmocka_unit_test(test_get_and_accessors),
+        cmocka_unit_test(test_404_405),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_slow_client),
+        cmocka_unit_test(test_keep_alive_and_pipelining),
+        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_many_connections),
         cmocka_unit_test(test_destroy_in_handler),
+        cmocka_unit_test(test_deferred_response),
+        cmocka_unit_test(test_deferred_timeout_and_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,6 +364,113 @@ static void test_collector_and_clear(void **state)
     bc_metrics_destroy(m); /* frees t */
 }
 
+typedef struct {
+    int round;
+    int calls;
+} fn_arg_t;
+
+/* Round 1: two swarms; round 2: only s1 (s2 must vanish, not linger at 0). */
+static void fn_gauge(bc_metric_emitter_t *e, void *p)
+{
+    fn_arg_t *a = p;
+    a->calls++;
+    if (a->round == 0)
+        return; /* nothing emitted: no header either */
+    bc_metric_emit(e, L("s1", "a\"b"), 3);
+    if (a->round == 1)
+        bc_metric_emit(e, L("s2", "x"), 1);
+    bc_metric_emit(e, L("s3", NULL), 7); /* a NULL value: skipped */
+}
+
+static void fn_hist(bc_metric_emitter_t *e, void *p)
+{
+    bc_metric_emit(e, NULL, 1); /* wrong type: ignored */
+    bc_metric_emit_histogram(e, NULL, (const uint64_t[]){2, 0, 1}, 0.75);
+}
+
+static void fn_counter(bc_metric_emitter_t *e, void *p)
+{
+    bc_metric_emit(e, NULL, 12345678901.0);
+}
+
+static void test_fn_family(void **state)
+{
+    bc_metrics_t *m = bc_metrics_create(0);
+    fn_arg_t a = {0, 0};
+    bc_metric_family_t *g = NULL;
+    assert_int_equal(bc_metrics_register_fn(m,
+                                            &(bc_metric_opts_t){.name = "g",
+                                                                .help = "by swarm",
+                                                                .type = BC_METRIC_GAUGE,
+                                                                .labels = {"swarm", "phase"}},
+                                            fn_gauge, &a, &g),
+                     0);
+    assert_int_equal(
+        bc_metrics_register_fn(m,
+                               &(bc_metric_opts_t){.name = "lat_seconds",
+                                                   .help = "h",
+                                                   .type = BC_METRIC_HISTOGRAM,
+                                                   .buckets = (const double[]){0.001, 0.5},
+                                                   .nbuckets = 2},
+                               fn_hist, NULL, NULL),
+        0);
+    assert_int_equal(
+        bc_metrics_register_fn(
+            m, &(bc_metric_opts_t){.name = "c_total", .help = "c", .type = BC_METRIC_COUNTER},
+            fn_counter, NULL, NULL),
+        0);
+    /* errors: no fn, a cap, a taken name; no stored children */
+    assert_int_equal(
+        bc_metrics_register_fn(m, &(bc_metric_opts_t){.name = "x", .type = BC_METRIC_GAUGE}, NULL,
+                               NULL, NULL),
+        -EINVAL);
+    assert_int_equal(
+        bc_metrics_register_fn(
+            m, &(bc_metric_opts_t){.name = "x", .type = BC_METRIC_GAUGE, .max_children = 3},
+            fn_counter, NULL, NULL),
+        -EINVAL);
+    assert_int_equal(
+        bc_metrics_register_fn(m, &(bc_metric_opts_t){.name = "g", .type = BC_METRIC_GAUGE},
+                               fn_counter, NULL, NULL),
+        -EEXIST);
+    assert_null(bc_gauge_labels(g, L("s1", "p")));
+    assert_int_equal(bc_metric_family_clear(g), -EINVAL);
+
+    const char *tail = "# HELP lat_seconds h\n"
+                       "# TYPE lat_seconds histogram\n"
+                       "lat_seconds_bucket{le=\"0.001\"} 2\n"
+                       "lat_seconds_bucket{le=\"0.5\"} 2\n"
+                       "lat_seconds_bucket{le=\"+Inf\"} 3\n"
+                       "lat_seconds_sum 0.75\n"
+                       "lat_seconds_count 3\n"
+                       "# HELP c_total c\n"
+                       "# TYPE c_total counter\n"
+                       "c_total 12345678901\n";
+    char *s = expose(m);
+    assert_string_equal(s, tail);
+    free(s);
+    a.round = 1;
+    s = expose(m);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "# HELP g by swarm\n# TYPE g gauge\n"
+             "g{swarm=\"s1\",phase=\"a\\\"b\"} 3\n"
+             "g{swarm=\"s2\",phase=\"x\"} 1\n%s",
+             tail);
+    assert_string_equal(s, want);
+    free(s);
+    a.round = 2;
+    s = expose(m);
+    snprintf(want, sizeof want,
+             "# HELP g by swarm\n# TYPE g gauge\n"
+             "g{swarm=\"s1\",phase=\"a\\\"b\"} 3\n%s",
+             tail);
+    assert_string_equal(s, want);
+    free(s);
+    assert_int_equal(a.calls, 3);
+    bc_metrics_destroy(m);
+}
+
 static int is_number(const char *v)
 {
     char *end;
@@ -415,7 +522,7 @@ int main(void)
         cmocka_unit_test(test_float_format),         cmocka_unit_test(test_concurrent_increments),
         cmocka_unit_test(test_histogram_boundaries), cmocka_unit_test(test_cardinality_cap),
         cmocka_unit_test(test_registration_errors),  cmocka_unit_test(test_collector_and_clear),
-        cmocka_unit_test(test_process_metrics),
+        cmocka_unit_test(test_process_metrics),      cmocka_unit_test(test_fn_family),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

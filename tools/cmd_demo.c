@@ -576,7 +576,8 @@ static void percentiles(demo_t *d, const double *q, double *out, int nq)
 static void demo_usage(FILE *f)
 {
     fputs("usage: blockcoord demo [--product-owners P] [--validators V] [--rounds R]\n"
-          "                       [--seed S] [--timeout MS] [--json]\n"
+          "                       [--seed S] [--timeout MS] [--json] [--metrics-port N]\n"
+          "                       [--metrics-per-coordinator]\n"
           "  The CFN Loop at scale in one process: P product owners, each with V validators,\n"
           "  every one a coordinator blocked on signals from its peers through Redis. Each\n"
           "  round a product owner sends `validate` to its validators, waits for a `validation`\n"
@@ -589,6 +590,10 @@ static void demo_usage(FILE *f)
           "  --timeout MS        limit of every wait for a signal once the loop runs\n"
           "                      (default 30000)\n"
           "  --json              print one JSON object instead of the table\n"
+          "  --metrics-port N    serve /metrics, /health and the admin API on METRICS_BIND\n"
+          "                      (default 127.0.0.1) port N while the demo runs; 0 = off\n"
+          "                      (default: METRICS_PORT, else off)\n"
+          "  --metrics-per-coordinator  also export one series per coordinator (N x 4 more)\n"
           "  Needs REDIS_URL (scripts/with-redis starts a throwaway Redis). Uses\n"
           "  BLOCKING_COORDINATION_SECRET, or a random secret for this run if it is unset.\n"
           "  Exit status: 0 every round completed with every signal delivered exactly once,\n"
@@ -598,14 +603,27 @@ static void demo_usage(FILE *f)
 
 int bc_cli_demo(int argc, char **argv)
 {
-    uint64_t P = 1000, V = 4, R = 3, seed = 1, timeout = 30000;
-    int json = 0;
+    uint64_t P = 1000, V = 4, R = 3, seed = 1, timeout = 30000, metrics_port = 0;
+    int json = 0, per_coord = 0;
+    const char *env_port = getenv("METRICS_PORT");
+    if (env_port && *env_port) {
+        char *end;
+        errno = 0;
+        metrics_port = strtoull(env_port, &end, 10);
+        if (errno || *end || env_port[0] < '0' || env_port[0] > '9' || metrics_port > 65535) {
+            fprintf(stderr, "blockcoord demo: METRICS_PORT \"%s\": expected a port in 0..65535\n",
+                    env_port);
+            return 2;
+        }
+    }
     static const struct option opts[] = {{"product-owners", required_argument, 0, 'p'},
                                          {"validators", required_argument, 0, 'v'},
                                          {"rounds", required_argument, 0, 'r'},
                                          {"seed", required_argument, 0, 's'},
                                          {"timeout", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
+                                         {"metrics-port", required_argument, 0, 'm'},
+                                         {"metrics-per-coordinator", no_argument, 0, 'c'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int ch;
@@ -630,6 +648,12 @@ int bc_cli_demo(int argc, char **argv)
             break;
         case 'j':
             json = 1;
+            break;
+        case 'm':
+            rc = bc_cli_parse_u64("demo", "metrics-port", optarg, 0, 65535, &metrics_port);
+            break;
+        case 'c':
+            per_coord = 1;
             break;
         case 'h':
             demo_usage(stdout);
@@ -693,6 +717,22 @@ int bc_cli_demo(int argc, char **argv)
         bc_hub_destroy(hub);
         bc_runtime_destroy(rt);
         return 1;
+    }
+    if (metrics_port) {
+        bc_hub_http_opts_t mo;
+        bc_hub_http_opts_init(&mo);
+        mo.bind = getenv("METRICS_BIND");
+        mo.port = (int)metrics_port;
+        mo.per_coordinator = per_coord;
+        int bound = 0;
+        if ((rc = bc_hub_serve_http_opts(hub, &mo, &bound, err, sizeof err)) != 0) {
+            fprintf(stderr, "blockcoord demo: %s\n", err);
+            bc_hub_destroy(hub);
+            bc_runtime_destroy(rt);
+            return 1;
+        }
+        fprintf(stderr, "blockcoord demo: metrics server listening on %s:%d\n",
+                mo.bind && *mo.bind ? mo.bind : "127.0.0.1", bound);
     }
 
     demo_t *d = calloc(1, sizeof *d);
