@@ -17,11 +17,12 @@
  *     waits-for graph of the rest is searched for cycles (deadlocks), each reported once
  *     (SET coordinator:deadlock:<smallest id> NX EX 600).
  * A coordinator whose warning count reaches `warnings` is dead and escalated:
- *  E1. SET coordinator:escalation:<id> NX EX 3600 and SET coordinator:reaper-lease:<id> NX PX
- *      lease, pipelined. Escalation won: ours. Escalation lost but lease won: the winner died
- *      mid-way (its lease expired without the "done" mark), so we take over. Both lost: skip;
+ *  E1. one script: SET coordinator:escalation:<id> NX EX 3600 and, if won, the lease
+ *      coordinator:reaper-lease:<id> PX lease. Lost, but the lease is gone (neither held nor
+ *      marked "done"): the winner died mid-way, so we take the lease and take over. Otherwise
+ *      skip, after one round trip;
  *  E2. find the dead coordinator's items (SCAN MATCH coordinator:work:*:<id>:*), which also
- *      gives the swarm when no heartbeat said it;
+ *      gives the swarm when no heartbeat said it (the escalation record is then rewritten);
  *  E3. pick <base>-r<k> with SET coordinator:spawn:<newId> NX EX 3600 and spawn it here (the
  *      hub's replacer);
  *  E4. move the items one by one (work.c's compare-and-move script), renewing the lease, and
@@ -61,6 +62,20 @@ static const char lua_warn[] = "if redis.call('SET', KEYS[2], '1', 'NX', 'PX', A
                                "  return n\n"
                                "end\n"
                                "return tonumber(redis.call('GET', KEYS[1]) or '0')\n";
+
+/* Claim an escalation, atomically with its lease. KEYS: escalation, lease. ARGV: the escalation
+ * record, the lease owner, the lease ms. "won": the escalation is ours. "takeover": it existed
+ * but its lease is gone (neither held nor marked done): the winner died mid-way. "lost":
+ * someone holds it, or it is finished. One script, so no reaper can slip between the two. */
+static const char lua_claim[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', 3600) then\n"
+                                "  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n"
+                                "  return 'won'\n"
+                                "end\n"
+                                "if redis.call('EXISTS', KEYS[2]) == 0 then\n"
+                                "  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])\n"
+                                "  return 'takeover'\n"
+                                "end\n"
+                                "return 'lost'\n";
 
 /* ---------------------------------------------------------------- a string map */
 
@@ -159,7 +174,7 @@ typedef struct reaper_s {
     bc_hub_t *h;
     bc_actor_t *self;
     bc_timer_t *timer;
-    int warn_script;
+    int warn_script, claim_script;
     uint32_t lease_ms;
 
     /* the cycle in flight */
@@ -771,10 +786,10 @@ static void cycle_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
 struct esc_s {
     bc__op_t op;
     reaper_t *r;
-    enum { E_CLAIM, E_LEASE, E_FIND, E_SPAWN_ID, E_GET_ITEM, E_MOVE, E_PUBLISH, E_FINISH } step;
+    enum { E_CLAIM, E_FIND, E_SPAWN_ID, E_GET_ITEM, E_MOVE, E_PUBLISH, E_FINISH } step;
     stale_t st;
     bool takeover;
-    bool esc_won, claimed;
+    bool claimed, swarm_known;
     char new_id[BC_ID_MAX + 1];
     char base[BC_ID_MAX + 1];
     unsigned k;   /* replacement counter */
@@ -821,6 +836,7 @@ static void lease_key(char *buf, size_t len, const char *id)
 }
 
 static void find_items(esc_t *e, const char *cursor);
+static void claim(esc_t *e);
 
 static void esc_start(reaper_t *r, const stale_t *st)
 {
@@ -834,20 +850,26 @@ static void esc_start(reaper_t *r, const stale_t *st)
     r->escalating++;
     busy_update(r);
     snprintf(e->owner, sizeof e->owner, "%s:%d", r->h->hostname, r->h->pid);
-    find_items(e, "0"); /* first: the work keys also name the swarm when no heartbeat did */
+    claim(e); /* first, so losers cost one round trip and no scan */
 }
 
 static void claim(esc_t *e)
 {
-    char k1[BC_ID_MAX + 40], val[512];
+    char k1[BC_ID_MAX + 40], k2[BC_ID_MAX + 40], val[512], px[16];
     snprintf(k1, sizeof k1, "coordinator:escalation:%s", e->st.id);
+    lease_key(k2, sizeof k2, e->st.id);
     snprintf(val, sizeof val,
              "{\"deadCoordinatorId\":\"%s\",\"swarmId\":\"%s\",\"timestamp\":%llu,"
              "\"reason\":\"coordinator_timeout\",\"status\":\"escalated\"}",
              e->st.id, e->st.swarm, (unsigned long long)bc_hub_now_ms(e->r->h));
+    snprintf(px, sizeof px, "%u", e->r->lease_ms);
+    e->swarm_known = e->st.swarm[0] != '\0';
     e->step = E_CLAIM;
-    const char *a1[] = {"SET", k1, val, "NX", "EX", "3600"};
-    esc_cmd(e, 6, a1, NULL);
+    const char *argv[] = {k1, k2, val, e->owner, px};
+    if (bc__op_evalsha(e->r->h, &e->op, e->r->claim_script, 2, 5, argv, NULL) != 0) {
+        bc_log(BC_LOG_ERROR, "reaper: cannot submit the claim of %s", e->st.id);
+        esc_free(e);
+    }
 }
 
 static void find_items(esc_t *e, const char *cursor)
@@ -1029,40 +1051,24 @@ static void esc_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
     const bc_reply_t *rep = m->status == BC_REDIS_OK ? m->reply : NULL;
     switch (e->step) {
     case E_CLAIM: {
-        /* Escalation won: ours. Lost: it is someone else's, unless their lease is gone
-         * (neither held nor marked done), in which case they died mid-way and we take over. */
-        e->esc_won = rep && rep->type == BC_REPLY_STATUS;
-        char lk[BC_ID_MAX + 40], px[16];
-        lease_key(lk, sizeof lk, e->st.id);
-        snprintf(px, sizeof px, "%u", e->r->lease_ms);
-        e->step = E_LEASE;
-        const char *argv[] = {"SET", lk, e->owner, "NX", "PX", px};
-        esc_cmd(e, 6, argv, NULL);
-        return;
-    }
-    case E_LEASE: {
-        bool lease_won = rep && rep->type == BC_REPLY_STATUS;
-        if (e->esc_won && !lease_won) { /* a stale lease of an escalation that expired */
-            char lk[BC_ID_MAX + 40], px[16];
-            lease_key(lk, sizeof lk, e->st.id);
-            snprintf(px, sizeof px, "%u", e->r->lease_ms);
-            const char *argv[] = {"SET", lk, e->owner, "PX", px};
-            bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_OTHER, 5, argv, NULL);
-            lease_won = true;
-        }
-        if (!lease_won) {
-            say(h, "Escalation of %s already handled by another reaper", e->st.id);
+        const char *v = rep && rep->type == BC_REPLY_STRING ? rep->str : "";
+        if (strcmp(v, "won") != 0 && strcmp(v, "takeover") != 0) {
+            if (rep == NULL || rep->type == BC_REPLY_ERROR)
+                bc_log(BC_LOG_ERROR, "reaper: claim of %s failed: %s", e->st.id,
+                       m->reply && m->reply->str ? m->reply->str : bc_redis_status_name(m->status));
+            else
+                say(h, "Escalation of %s already handled by another reaper", e->st.id);
             esc_free(e);
             return;
         }
-        e->takeover = !e->esc_won;
-        if (e->esc_won)
+        e->takeover = strcmp(v, "takeover") == 0;
+        if (!e->takeover)
             count(&h->n_escalations, 1);
         e->claimed = true;
         say(h, "Escalating to dead coordinator handler");
         if (e->takeover)
             bc_log(BC_LOG_WARN, "reaper: taking over the unfinished escalation of %s", e->st.id);
-        pick_replacement(e);
+        find_items(e, "0");
         return;
     }
     case E_FIND: {
@@ -1099,8 +1105,19 @@ static void esc_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
             find_items(e, cur);
             return;
         }
-        if (!e->claimed) {
-            claim(e);
+        if (e->new_id[0] == '\0') {
+            if (!e->swarm_known && e->st.swarm[0]) { /* the work keys named the swarm */
+                char k[BC_ID_MAX + 40], val[512];
+                snprintf(k, sizeof k, "coordinator:escalation:%s", e->st.id);
+                snprintf(val, sizeof val,
+                         "{\"deadCoordinatorId\":\"%s\",\"swarmId\":\"%s\",\"timestamp\":%llu,"
+                         "\"reason\":\"coordinator_timeout\",\"status\":\"escalated\"}",
+                         e->st.id, e->st.swarm, (unsigned long long)bc_hub_now_ms(h));
+                const char *argv[] = {"SET", k, val, "XX", "KEEPTTL"};
+                bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_OTHER, 5, argv, NULL);
+                e->swarm_known = true;
+            }
+            pick_replacement(e);
             return;
         }
         e->cur = 0;
@@ -1401,13 +1418,14 @@ bc_actor_t *bc__reaper_spawn(bc_hub_t *h)
         return NULL;
     r->h = h;
     r->warn_script = bc_redis_script_register(h->redis, lua_warn);
+    r->claim_script = bc_redis_script_register(h->redis, lua_claim);
     /* Long enough for several scans of ours, short enough that a crash is taken over soon. */
     uint64_t lease = (uint64_t)h->opts.scan_ms * 4;
     r->lease_ms = lease < LEASE_MIN_MS   ? LEASE_MIN_MS
                   : lease > LEASE_MAX_MS ? LEASE_MAX_MS
                                          : (uint32_t)lease;
     r->self = bc_spawn(h->rt, behaviour, r);
-    if (r->self == NULL || r->warn_script < 0) {
+    if (r->self == NULL || r->warn_script < 0 || r->claim_script < 0) {
         free(r);
         return NULL;
     }

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,15 @@ static void *io_main(void *arg)
 {
     bc_io_t *io = arg;
     pthread_setname_np(pthread_self(), "bc-io");
+    /* Every socket write of the runtime (Redis, HTTP) happens on this thread. A write to a peer
+     * that just died raises SIGPIPE in the writing thread, whose default action would kill the
+     * embedding process; blocked here, it stays pending on this thread and the write fails
+     * with EPIPE, which the Redis layer and the HTTP server handle. The process's own
+     * disposition is not touched. */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     if (io->spin_ns == 0) {
         ev_run(io->loop, 0);
     } else {
