@@ -5,6 +5,8 @@
 #   make test     the same set-up, then every suite in three builds:
 #                 plain (build/), ASan+UBSan (build-asan/), TSan (build-tsan/)
 #   make bench    every benchmark, against a throwaway Redis
+#   make chaos    both chaos tests at full length (5 minutes each), results in
+#                 chaos-out/ (docs/chaos.md)
 #   make install  PREFIX=/usr/local: library, headers, blockcoord.pc, CLI
 
 PREFIX ?= /usr/local
@@ -13,7 +15,7 @@ CMAKE_FLAGS ?=
 WITH_REDIS := scripts/with-redis
 
 .PHONY: all deps build build-asan build-tsan demo test test-plain test-asan test-tsan \
-	bench install uninstall format clean
+	bench chaos install uninstall format clean
 
 all: build
 
@@ -51,6 +53,16 @@ test-tsan: build-tsan
 
 bench: build
 	$(WITH_REDIS) bash scripts/run-benches build
+
+# process-kill runs against a throwaway Redis; redis-restart starts (and kills) its own.
+# Both run even if the first fails; the target fails if either did.
+chaos: build
+	@rc=0; \
+	$(WITH_REDIS) ./build/blockcoord chaos process-kill --hosts 10 --per-host 20 --duration 300 \
+		--kill-interval 30 --work-items 1000 --fast --out chaos-out/process-kill || rc=1; \
+	./build/blockcoord chaos redis-restart --duration 300 --interval 30 \
+		--out chaos-out/redis-restart || rc=1; \
+	exit $$rc
 
 install: build
 	cmake --install build --prefix $(PREFIX)

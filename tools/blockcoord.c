@@ -20,6 +20,7 @@ static const bc_cli_cmd_t commands[] = {
     {"status", "list coordinators: heartbeat age, status, state, iteration, host", bc_cli_status},
     {"reap", "run the reaper alone: detect dead coordinators, replace them, move their work",
      bc_cli_reap},
+    {"chaos", "chaos tests: kill host processes or restart Redis, measure recovery", bc_cli_chaos},
 };
 
 static void usage(FILE *f)

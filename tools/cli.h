@@ -47,5 +47,6 @@ int bc_cli_host(int argc, char **argv);
 int bc_cli_verify_setup(int argc, char **argv);
 int bc_cli_reap(int argc, char **argv);
 int bc_cli_status(int argc, char **argv);
+int bc_cli_chaos(int argc, char **argv);
 
 #endif
