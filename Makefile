@@ -71,4 +71,4 @@ format:
 	clang-format -i include/*.h runtime/*.[ch] actors/*.[ch] tools/*.c examples/*.c bench/*.c tests/*.[ch] 2>/dev/null || true
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan chaos-out
