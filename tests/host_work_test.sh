@@ -161,4 +161,18 @@ if [ "$rc" = 0 ] && grep -qF "replacements 2" "$dir/kb.out"; then ok "kb: status
     bad "kb: rc $rc" "$dir/kb.out" "$dir/kb.err"
 fi
 
+# --metrics-per-coordinator: refused without a metrics port; with one, the per-coordinator
+# series appear (and only then).
+check "--metrics-per-coordinator without a port -> 2" 2 "needs --metrics-port" \
+    env -u METRICS_PORT "$bc" host --count 2 --metrics-per-coordinator
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start pc "$bc" host --count 3 --prefix pc --metrics-port "$port" --metrics-per-coordinator
+if until_true 10 curl -sf "http://127.0.0.1:$port/metrics" -o "$dir/pc.metrics" &&
+    until_true 10 sh -c "curl -sf http://127.0.0.1:$port/metrics | grep -q 'coordinator_id=\"pc-2\"'"; then
+    ok "--metrics-per-coordinator: coordinator_id series for pc-0..pc-2"
+else
+    bad "per-coordinator series" "$dir/pc.out" "$dir/pc.err"
+fi
+kill -TERM "${PIDS[pc]}"; wait "${PIDS[pc]}" 2>/dev/null; unset "PIDS[pc]"
+
 exit $fail

@@ -136,6 +136,8 @@ static void host_usage(FILE *f)
           "  --timeout MS   per-wait timeout (default 600000); a timeout just waits again\n"
           "  --metrics-port N  serve /metrics and /health on METRICS_BIND (default\n"
           "                 127.0.0.1) port N; 0 = off (default: METRICS_PORT, else off)\n"
+          "  --metrics-per-coordinator  also export per-coordinator series (coordinator_id\n"
+          "                 label: one series set per coordinator; off by default)\n"
           "liveness (default: the environment variable named, else the value given):\n"
           "  --heartbeat-ms N    heartbeat interval, 1..3600000 (HEARTBEAT_INTERVAL_MS, 5000)\n"
           "  --heartbeat-ttl-s N heartbeat key TTL, 1..86400 (HEARTBEAT_TTL_S, 90)\n"
@@ -633,7 +635,7 @@ static int parse_work_ms(const char *v, uint32_t *lo, uint32_t *hi)
 typedef struct {
     uint64_t count, timeout, metrics_port, hb_ms, hb_ttl, stale_ms, scan_ms, warnings;
     const char *prefix, *swarm, *work_log;
-    bool work, work_ms_set;
+    bool work, work_ms_set, per_coordinator;
     uint32_t work_min, work_max;
 } host_args_t;
 
@@ -649,7 +651,7 @@ static int parse_args(int argc, char **argv, host_args_t *a)
     if (env_port && *env_port &&
         bc_cli_parse_u64("host", "METRICS_PORT", env_port, 0, 65535, &a->metrics_port) != 0)
         return 2;
-    enum { O_HB = 256, O_TTL, O_STALE, O_SCAN, O_WARN, O_WORK, O_WORK_MS, O_WORK_LOG };
+    enum { O_HB = 256, O_TTL, O_STALE, O_SCAN, O_WARN, O_WORK, O_WORK_MS, O_WORK_LOG, O_PERCOORD };
     static const struct option opts[] = {{"count", required_argument, 0, 'n'},
                                          {"prefix", required_argument, 0, 'p'},
                                          {"swarm", required_argument, 0, 's'},
@@ -663,6 +665,7 @@ static int parse_args(int argc, char **argv, host_args_t *a)
                                          {"work", no_argument, 0, O_WORK},
                                          {"work-ms", required_argument, 0, O_WORK_MS},
                                          {"work-log", required_argument, 0, O_WORK_LOG},
+                                         {"metrics-per-coordinator", no_argument, 0, O_PERCOORD},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
@@ -684,6 +687,9 @@ static int parse_args(int argc, char **argv, host_args_t *a)
             break;
         case 'm':
             rc = bc_cli_parse_u64("host", "metrics-port", optarg, 0, 65535, &a->metrics_port);
+            break;
+        case O_PERCOORD:
+            a->per_coordinator = true;
             break;
         case O_HB:
             rc = bc_cli_parse_u64("host", "heartbeat-ms", optarg, 1, 3600000, &a->hb_ms);
@@ -744,6 +750,11 @@ static int parse_args(int argc, char **argv, host_args_t *a)
     }
     if (a->swarm && !bc_coord_id_valid("--swarm", a->swarm, err, sizeof err)) {
         fprintf(stderr, "Error: %s\n", err);
+        return 2;
+    }
+    if (a->per_coordinator && a->metrics_port == 0) {
+        fprintf(stderr,
+                "Error: --metrics-per-coordinator needs --metrics-port (or METRICS_PORT)\n");
         return 2;
     }
     if (a->work && a->swarm == NULL) {
@@ -828,8 +839,12 @@ int bc_cli_host(int argc, char **argv)
     char herr[512];
     if (a.metrics_port) {
         int bound = 0;
-        rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)a.metrics_port, &bound, herr,
-                               sizeof herr);
+        bc_hub_http_opts_t hopt;
+        bc_hub_http_opts_init(&hopt);
+        hopt.bind = getenv("METRICS_BIND");
+        hopt.port = (int)a.metrics_port;
+        hopt.per_coordinator = a.per_coordinator;
+        rc = bc_hub_serve_http_opts(hub, &hopt, &bound, herr, sizeof herr);
         if (rc != 0) {
             fprintf(stderr, "Error: %s\n", herr);
             bc_hub_destroy(hub);
