@@ -18,6 +18,7 @@
 
 #define DEFAULT_WAIT_MS (30u * 60u * 1000u)
 #define DEFAULT_ACK_WAIT_MS 30000u
+#define WAIT_TYPES_MAX 256 /* a wait's type list: shorter than this */
 /* A native acker's ACK comes back on our publish channel, usually well under a millisecond;
  * only a wait still open after this long subscribes to the per-signal keys and reads them. */
 #define ACK_LATE_MS 20u
@@ -118,7 +119,7 @@ void bc__coord_release(bc_coord_t *c)
         free(l);
     }
     pthread_mutex_destroy(&c->lane_lock);
-    free(c->phase);
+    free(c->wait_types);
     free(c);
 }
 
@@ -436,9 +437,10 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
 
 /* ---------------------------------------------------------------- waits */
 
+/* types: NULL (any) or a non-empty comma-separated list. */
 static bool type_matches(const char *types, const char *type)
 {
-    if (types[0] == '\0')
+    if (types == NULL)
         return true;
     size_t tl = strlen(type);
     const char *p = types;
@@ -460,6 +462,8 @@ static void finish_wait(bc_coord_t *c, int status, const bc_signal_t *sig)
     void *arg = c->wait_arg;
     c->waiting = false;
     c->wait_fn = NULL;
+    free(c->wait_types); /* fn may wait again */
+    c->wait_types = NULL;
     if (c->wait_timer) {
         bc_timer_cancel(c->wait_timer);
         c->wait_timer = NULL;
@@ -500,14 +504,17 @@ static bool take_pending(bc_coord_t *c)
 int bc_coord_wait(bc_coord_t *c, const char *types, uint32_t timeout_ms, bc_coord_signal_fn fn,
                   void *arg)
 {
-    if (c == NULL || fn == NULL || (types && strlen(types) >= sizeof c->wait_types))
+    if (c == NULL || fn == NULL || (types && strlen(types) >= WAIT_TYPES_MAX))
         return -EINVAL;
     if (c->waiting)
         return -EBUSY;
     /* relaxed: a flag checked by the coordinator only; set from any thread by bc_coord_stop. */
     if (atomic_load_explicit(&c->stopping, memory_order_relaxed))
         return -ECANCELED;
-    snprintf(c->wait_types, sizeof c->wait_types, "%s", types ? types : "");
+    /* Most waits take any type: only a list costs memory, and only while waiting. */
+    c->wait_types = NULL;
+    if (types && types[0] && (c->wait_types = strdup(types)) == NULL)
+        return -ENOMEM;
     c->waiting = true;
     c->wait_fn = fn;
     c->wait_arg = arg;
@@ -883,20 +890,18 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
         bc__seterr(err, errlen, "phase is %zu bytes (max 128)", strlen(o->phase));
         return -EINVAL;
     }
-    bc_coord_t *c = calloc(1, sizeof *c);
+    /* The swarm id and the phase live behind the struct: one allocation, no unused bytes. */
+    size_t sl = o->swarm_id ? strlen(o->swarm_id) + 1 : 0, pl = o->phase ? strlen(o->phase) + 1 : 0;
+    bc_coord_t *c = calloc(1, sizeof *c + sl + pl);
     if (c == NULL)
         return -ENOMEM;
     atomic_init(&c->refs, 1);
     pthread_mutex_init(&c->lane_lock, NULL);
     c->hub = h;
-    snprintf(c->id, sizeof c->id, "%s", o->id);
-    c->id_len = strlen(c->id);
-    if (o->swarm_id)
-        snprintf(c->swarm, sizeof c->swarm, "%s", o->swarm_id);
-    if (o->phase && (c->phase = strdup(o->phase)) == NULL) {
-        free(c);
-        return -ENOMEM;
-    }
+    c->id_len = (uint8_t)strlen(o->id);
+    memcpy(c->id, o->id, c->id_len + 1u);
+    c->swarm = sl ? memcpy(c->strs, o->swarm_id, sl) : "";
+    c->phase = pl ? memcpy(c->strs + sl, o->phase, pl) : NULL;
     c->on_start = o->on_start;
     c->on_event = o->on_event;
     c->arg = o->arg;
@@ -909,7 +914,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
                    rc == -EEXIST ? "coordinator id \"%s\" is already hosted by this process"
                                  : "hub is shutting down (coordinator \"%s\")",
                    c->id);
-        free(c->phase);
+        pthread_mutex_destroy(&c->lane_lock);
         free(c);
         return rc;
     }

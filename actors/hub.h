@@ -42,22 +42,22 @@ enum {
 
 typedef struct bc__ackwait_s bc__ackwait_t;
 
+/* ~370 bytes plus the swarm id and phase: 100,000 coordinators are hosted in one process, so
+ * every field counts (docs/runtime.md, "Memory per coordinator"). Fields written by different
+ * threads never share a bitfield. */
 struct bc_coord_s {
     _Atomic int refs;
+    _Atomic int state; /* bc_coord_state_t */
     bc_hub_t *hub;
     bc_actor_t *actor;
-    char id[BC_ID_MAX + 1];
-    char swarm[BC_ID_MAX + 1];
-    char *phase; /* NULL or malloc'd, immutable */
-    size_t id_len;
+    const char *swarm; /* "" or in strs[]; immutable */
+    const char *phase; /* NULL or in strs[]; immutable */
     bc_coord_start_fn on_start;
     bc_coord_event_fn on_event;
     void *arg;
-    bool send_only;
 
     _Atomic uint64_t iteration;
     _Atomic uint64_t signals_received, signals_sent;
-    _Atomic int state;         /* bc_coord_state_t */
     pthread_mutex_t lane_lock; /* lanes: senders (any thread) and the coordinator */
     struct bc__lane_s *lanes;  /* per-receiver send order */
     void *live;                /* coord.c send records awaiting an answer */
@@ -65,29 +65,41 @@ struct bc_coord_s {
 
     /* coord */
     bool waiting;
-    char wait_types[256];
+    uint32_t wait_timeout_ms;
+    char *wait_types; /* NULL: any type; else the wait's comma-separated list (malloc'd) */
     bc_coord_signal_fn wait_fn;
     void *wait_arg;
     bc_timer_t *wait_timer;
-    uint32_t wait_timeout_ms;
     uint64_t wait_start_ns;
     bc_msg_t *pend_head, *pend_tail; /* accepted signals not yet waited for */
     bc__ackwait_t *ackwaits;
     uint64_t ackwait_seq;
 
-    /* heartbeat actor */
-    uint64_t hb_seq;
-    size_t hb_index;
+    /* heartbeat actor (heartbeat.c) */
+    uint32_t hb_seq;      /* sequence of the last heartbeat written */
+    uint32_t hb_index;    /* position in its slice's list (or in the retired list) */
+    uint32_t hb_try_ms;   /* low 32 bits of bc_now_ms() at the last write submitted */
+    uint32_t hb_ok_ms;    /* ... at the submission of the last write answered OK */
+    uint16_t hb_slice;    /* the slice of the interval it is written in */
+    uint16_t hb_inflight; /* writes not answered yet */
+    uint8_t hb_flags;
 
     /* watcher */
     bool w_registered;
     bool w_draining;             /* a GETDEL/LPOP round is in flight */
     bool w_redrain;              /* another event came meanwhile */
     bool w_flush;                /* queued for a deferred drain */
+    bool w_reread;               /* queued for a first read or a re-read (watcher.c) */
     bc_coord_t *w_flush_next;    /* the deferred-flush list */
     bc_msg_t *w_parked;          /* the slot half of a drain, until the queue half arrives */
     void *w_dq_head, *w_dq_tail; /* deliveries in arrival order (watcher.c pending_t) */
+
+    bool send_only;
+    uint8_t id_len;
+    char id[BC_ID_MAX + 1];
+    char strs[]; /* the swarm id and the phase, NUL-terminated, when given */
 };
+_Static_assert(BC_ID_MAX <= UINT8_MAX, "id_len is a byte");
 
 /* A signal handed to a coordinator; strings live in data[]. */
 typedef struct bc__sig_msg_s {

@@ -25,6 +25,8 @@
 #define MARKER_TTL "86400"
 #define ACK_TTL "3600"
 #define MGET_BATCH 512
+#define REG_BATCH 170   /* coordinators per subscription request: 510 channels, one SUBSCRIBE */
+#define DRAINS_MAX 1024 /* drain rounds in flight before first reads and re-reads queue up */
 
 /* Reply tags: low 3 bits = kind, the rest a pointer (8-byte aligned). */
 enum {
@@ -75,6 +77,18 @@ typedef struct {
     bc_coord_t *coords[MGET_BATCH]; /* counted */
 } mget_t;
 
+/* Coordinators whose channels one bc_redis_subscribe_sync made live (the SYNC's tag). */
+typedef struct {
+    size_t n;
+    bc_coord_t *coords[REG_BATCH]; /* counted */
+} regbatch_t;
+
+/* A FIFO of counted coordinator references. */
+typedef struct {
+    bc_coord_t **v;
+    size_t head, len, cap;
+} ring_t;
+
 typedef struct {
     bc_hub_t *h;
     bc_actor_t *self;
@@ -85,6 +99,9 @@ typedef struct {
     size_t exp_cap, exp_count;
     bc_coord_t *flush_head; /* doorbells to re-read, counted */
     bool flush_queued;
+    ring_t reg;    /* registered, channels not yet requested (each flush requests them) */
+    ring_t reread; /* first reads and post-reconnect re-reads waiting for a drain slot */
+    size_t drains; /* drain rounds in flight */
     bc_timer_t *poll;
 } watcher_t;
 
@@ -92,6 +109,39 @@ static void count(_Atomic uint64_t *c)
 {
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void ring_push(ring_t *r, bc_coord_t *c)
+{
+    if (r->len == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 64;
+        bc_coord_t **v = malloc(ncap * sizeof *v);
+        if (v == NULL)
+            abort();
+        for (size_t i = 0; i < r->len; i++)
+            v[i] = r->v[(r->head + i) % r->cap];
+        free(r->v);
+        r->v = v;
+        r->cap = ncap;
+        r->head = 0;
+    }
+    r->v[(r->head + r->len++) % r->cap] = c;
+}
+
+/* The oldest entry (its reference passes to the caller), or NULL. An emptied ring frees its
+ * array: a spawn or reconnect of 100,000 coordinators does not keep it. */
+static bc_coord_t *ring_pop(ring_t *r)
+{
+    if (r->len == 0)
+        return NULL;
+    bc_coord_t *c = r->v[r->head];
+    r->head = (r->head + 1) % r->cap;
+    if (--r->len == 0) {
+        free(r->v);
+        r->v = NULL;
+        r->head = r->cap = 0;
+    }
+    return c;
 }
 
 /* Copy the string member `"name":"..."` of compact JSON into out (no escapes allowed). Used
@@ -376,6 +426,8 @@ static bool write_acks(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f)
 static void requeue(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f);
 static void enqueue(bc_coord_t *c, pending_t *p);
 static void flush_deliveries(watcher_t *w, bc_coord_t *c);
+static void drain(watcher_t *w, bc_coord_t *c);
+static void pump_rereads(watcher_t *w);
 
 /* Accepted and claimed: ACK it, then wake the coordinator. */
 static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
@@ -608,6 +660,7 @@ static void drain(watcher_t *w, bc_coord_t *c)
         return;
     }
     c->w_draining = true;
+    w->drains++;
     char k1[BC_ID_MAX + 32], k2[BC_ID_MAX + 40];
     snprintf(k1, sizeof k1, "blocking:signal:%s", c->id);
     snprintf(k2, sizeof k2, "blocking:signal-queue:%s", c->id);
@@ -699,12 +752,47 @@ static void on_drain_reply(watcher_t *w, unsigned kind, bc_coord_t *c, bc_redis_
     }
     bc_redis_reply_msg_t *sm = (bc_redis_reply_msg_t *)c->w_parked;
     c->w_parked = NULL;
+    w->drains--;
     drain_done(w, c, sm ? (bc_reply_t *)sm->reply : NULL, ok ? m->reply : NULL);
     if (sm)
         bc_msg_free(&sm->hdr);
+    pump_rereads(w);
+}
+
+/* Queue c for a read of its slot and queue that waits its turn (first reads, re-reads). */
+static void reread_later(watcher_t *w, bc_coord_t *c)
+{
+    if (c->w_reread)
+        return;
+    c->w_reread = true;
+    ring_push(&w->reread, bc__coord_retain(c));
+}
+
+/* Start queued reads while fewer than DRAINS_MAX drain rounds are in flight, so that the first
+ * reads of a mass spawn, or the re-reads after a reconnect at 100,000 coordinators, go out as
+ * fast as Redis answers instead of as one burst of 200,000 commands held in memory. */
+static void pump_rereads(watcher_t *w)
+{
+    while (w->drains < DRAINS_MAX && w->reread.len) {
+        bc_coord_t *c = ring_pop(&w->reread);
+        c->w_reread = false;
+        if (c->w_registered)
+            drain(w, c);
+        bc__coord_release(c);
+    }
 }
 
 /* ---------------------------------------------------------------- doorbells and flush */
+
+/* Run on_flush once the messages already in the mailbox are handled. */
+static void flush_soon(watcher_t *w)
+{
+    if (!w->flush_queued) {
+        w->flush_queued = true;
+        bc_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_FLUSH);
+        bc_send(w->self, m);
+    }
+}
 
 /* A keyspace event asks for a drain; it is deferred behind whatever the I/O thread has
  * already queued for the watcher, usually the publish hint of the same signal, so the
@@ -716,18 +804,17 @@ static void schedule_drain(watcher_t *w, bc_coord_t *c)
     c->w_flush = true;
     c->w_flush_next = w->flush_head;
     w->flush_head = bc__coord_retain(c);
-    if (!w->flush_queued) {
-        w->flush_queued = true;
-        bc_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_FLUSH);
-        bc_send(w->self, m);
-    }
+    flush_soon(w);
 }
+
+static void subscribe_registered(watcher_t *w);
 
 static void on_flush(watcher_t *w)
 {
     bc_coord_t *c = w->flush_head;
     w->flush_head = NULL;
     w->flush_queued = false;
+    subscribe_registered(w);
     while (c) {
         bc_coord_t *next = c->w_flush_next;
         c->w_flush_next = NULL;
@@ -819,15 +906,49 @@ static size_t channels_of(const bc_hub_t *h, const bc_coord_t *c, char buf[3][16
     return c->send_only ? 1 : 3;
 }
 
+/* c (the message's reference moves here) is subscribed with the others registered in the same
+ * turn, at the flush: one request and one SUBSCRIBE per REG_BATCH coordinators instead of one
+ * request per coordinator. */
 static void on_register(watcher_t *w, bc_coord_t *c)
 {
-    char buf[3][160];
-    const char *ch[3];
-    size_t n = channels_of(w->h, c, buf, ch);
     c->w_registered = true;
-    /* The reference travels in the tag until the SYNC arrives. */
-    if (bc_redis_subscribe_sync(w->h->redis, w->self, ch, n, (uint64_t)(uintptr_t)c) != 0)
-        bc__coord_release(c);
+    ring_push(&w->reg, c);
+    flush_soon(w);
+}
+
+static void subscribe_registered(watcher_t *w)
+{
+    if (w->reg.len == 0)
+        return;
+    char(*buf)[160] = malloc(3 * REG_BATCH * sizeof *buf);
+    const char **ch = malloc(3 * REG_BATCH * sizeof *ch);
+    if (buf == NULL || ch == NULL)
+        abort();
+    while (w->reg.len) {
+        regbatch_t *g = malloc(sizeof *g);
+        if (g == NULL)
+            abort();
+        size_t nch = 0;
+        g->n = 0;
+        while (g->n < REG_BATCH && w->reg.len) {
+            bc_coord_t *c = ring_pop(&w->reg);
+            if (!c->w_registered) { /* unregistered before its channels were requested */
+                bc__coord_release(c);
+                continue;
+            }
+            nch += channels_of(w->h, c, &buf[nch], &ch[nch]);
+            g->coords[g->n++] = c;
+        }
+        /* The references travel in the tag until the SYNC arrives. */
+        if (g->n == 0 ||
+            bc_redis_subscribe_sync(w->h->redis, w->self, ch, nch, (uint64_t)(uintptr_t)g) != 0) {
+            for (size_t i = 0; i < g->n; i++)
+                bc__coord_release(g->coords[i]);
+            free(g);
+        }
+    }
+    free(buf);
+    free(ch);
 }
 
 static void on_sync(watcher_t *w, bc_redis_sync_msg_t *m)
@@ -844,14 +965,19 @@ static void on_sync(watcher_t *w, bc_redis_sync_msg_t *m)
         bc_msg_free(&a->hdr);
         return;
     }
-    bc_coord_t *c = (bc_coord_t *)(uintptr_t)m->tag;
-    if (c->w_registered) {
-        bc_msg_t *r = bc_msg_alloc(sizeof *r, BC__M_READY);
-        bc_send(c->actor, r);
-        if (!c->send_only)
-            drain(w, c);
+    regbatch_t *g = (regbatch_t *)(uintptr_t)m->tag;
+    for (size_t i = 0; i < g->n; i++) {
+        bc_coord_t *c = g->coords[i];
+        if (c->w_registered) {
+            bc_msg_t *r = bc_msg_alloc(sizeof *r, BC__M_READY);
+            bc_send(c->actor, r);
+            if (!c->send_only)
+                reread_later(w, c); /* signals written before it started */
+        }
+        bc__coord_release(c);
     }
-    bc__coord_release(c);
+    free(g);
+    pump_rereads(w);
 }
 
 static void on_unregister(watcher_t *w, bc_coord_t *c)
@@ -987,11 +1113,12 @@ static void on_up(watcher_t *w, bc_redis_sync_msg_t *m)
     size_t n;
     bc_coord_t **all = snapshot(w, &n);
     for (size_t i = 0; i < n; i++) {
-        if (all[i]->w_registered)
-            drain(w, all[i]);
+        if (all[i]->w_registered && !all[i]->send_only)
+            reread_later(w, all[i]);
         bc__coord_release(all[i]);
     }
     free(all);
+    pump_rereads(w);
     reread_ack_waits(w);
 }
 
@@ -1088,6 +1215,13 @@ static void on_stopped(watcher_t *w)
             bc__coord_release(e->coord);
             free(e);
         }
+    bc_coord_t *q;
+    while ((q = ring_pop(&w->reg)) != NULL)
+        bc__coord_release(q);
+    while ((q = ring_pop(&w->reread)) != NULL) {
+        q->w_reread = false;
+        bc__coord_release(q);
+    }
     while (w->flush_head) {
         bc_coord_t *c = w->flush_head;
         w->flush_head = c->w_flush_next;

@@ -37,12 +37,14 @@
 
 #define DEFAULT_TIMEOUT_MS 600000u
 #define DEFAULT_HEARTBEAT_MS 5000u
+#define DEFAULT_HEARTBEAT_TTL_S 90u
 
 typedef struct {
     const char *id;
     uint32_t timeout_ms;
     int log_heartbeat;
     int enable_metrics;
+    int metrics_per_coordinator;
     int64_t clock_skew_ms;
     const char *redis_host, *redis_port, *redis_db;
 } runner_opts_t;
@@ -52,7 +54,6 @@ typedef struct {
     uint32_t heartbeat_ms;
     int wake_fd;              /* eventfd: the coordinator finished */
     _Atomic int exit_code;    /* -1 while running */
-    _Atomic int state;        /* what the heartbeat reports, for --log-heartbeat */
     uint64_t t0_ms;           /* bc_now_ms() at start */
     pthread_mutex_t out_lock; /* one line at a time on stdout */
 } runner_t;
@@ -86,9 +87,10 @@ static void usage(FILE *f)
           "  --id ID, --coordinator-id ID  coordinator id (^[A-Za-z0-9_-]{1,64}$), required\n"
           "  --timeout MS            how long to wait for a signal (default 600000, or\n"
           "                          BLOCKING_TIMEOUT_MS); exit status 1 when it passes\n"
-          "  --log-heartbeat         print a line every heartbeat interval\n"
+          "  --log-heartbeat         print a line for every heartbeat written\n"
           "  --enable-metrics        serve /metrics and /health on METRICS_BIND:METRICS_PORT\n"
           "                          (defaults 127.0.0.1:9091)\n"
+          "  --metrics-per-coordinator  with --enable-metrics: also one series per coordinator\n"
           "  --redis-host H          Redis host (default 127.0.0.1); with --redis-port and\n"
           "  --redis-port P          --redis-db these replace REDIS_URL with redis://H:P/N\n"
           "  --redis-db N            (defaults 6379 and 0); REDIS_PASSWORD still applies\n"
@@ -153,7 +155,7 @@ static int parse_skew(const char *s, int64_t *out)
     return 0;
 }
 
-enum { F_ID, F_TIMEOUT, F_LOGHB, F_METRICS, F_HOST, F_PORT, F_DB, F_SKEW, F_HELP };
+enum { F_ID, F_TIMEOUT, F_LOGHB, F_METRICS, F_PERCOORD, F_HOST, F_PORT, F_DB, F_SKEW, F_HELP };
 
 static const struct {
     const char *name;
@@ -165,6 +167,7 @@ static const struct {
     {"timeout", F_TIMEOUT, 1},
     {"log-heartbeat", F_LOGHB, 0},
     {"enable-metrics", F_METRICS, 0},
+    {"metrics-per-coordinator", F_PERCOORD, 0},
     {"redis-host", F_HOST, 1},
     {"redis-port", F_PORT, 1},
     {"redis-db", F_DB, 1},
@@ -224,6 +227,9 @@ static int parse_args(int argc, char **argv, runner_opts_t *o)
         case F_METRICS:
             o->enable_metrics = 1;
             break;
+        case F_PERCOORD:
+            o->metrics_per_coordinator = 1;
+            break;
         case F_HOST:
             if (*val == '\0' || strlen(val) > 255 || strpbrk(val, "/@?# "))
                 return usage_error("--redis-host \"%s\": expected a host name or address", val);
@@ -253,6 +259,8 @@ static int parse_args(int argc, char **argv, runner_opts_t *o)
     }
     if (o->id == NULL)
         return usage_error("--id is required (the coordinator id, e.g. --id coord-a)");
+    if (o->metrics_per_coordinator && !o->enable_metrics)
+        return usage_error("--metrics-per-coordinator needs --enable-metrics");
     char err[256];
     if (!bc_coord_id_valid("--id", o->id, err, sizeof err))
         return usage_error("%s", err);
@@ -297,10 +305,14 @@ static void seconds_text(uint32_t ms, char *buf, size_t len)
         buf[--l] = '\0';
 }
 
-static const char *state_name(int st)
+/* The same for HEARTBEAT_TTL_S, for the "Heartbeat sent (TTL: 90s)" lines. */
+static uint32_t heartbeat_ttl(void)
 {
-    static const char *const names[] = {"waiting", "running", "completed", "timeout", "stopping"};
-    return st >= 0 && st <= BC_STATE_STOPPING ? names[st] : "running";
+    const char *env = getenv("HEARTBEAT_TTL_S");
+    uint64_t v;
+    if (env && *env && parse_uint(env, 1, 86400, &v) == 0)
+        return (uint32_t)v;
+    return DEFAULT_HEARTBEAT_TTL_S;
 }
 
 /* ---------------------------------------------------------------- coordinator callbacks */
@@ -321,12 +333,10 @@ static void on_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg
     (void)arg;
     if (status == 0) {
         bc_coord_set_state(c, BC_STATE_COMPLETED);
-        atomic_store(&R.state, BC_STATE_COMPLETED);
         say("Blocking operation resumed");
         finish(0);
     } else if (status == -ETIMEDOUT) {
         bc_coord_set_state(c, BC_STATE_TIMEOUT);
-        atomic_store(&R.state, BC_STATE_TIMEOUT);
         say("Error: Timeout waiting for signal after %ums", R.opt.timeout_ms);
         finish(1);
     }
@@ -346,7 +356,6 @@ static void on_start(bc_coord_t *c, void *arg)
         finish(1);
         return;
     }
-    atomic_store(&R.state, BC_STATE_WAITING);
     say("Waiting for signal...");
 }
 
@@ -415,7 +424,6 @@ int main(int argc, char **argv)
     memset(&R, 0, sizeof R);
     R.t0_ms = bc_now_ms();
     atomic_init(&R.exit_code, -1);
-    atomic_init(&R.state, BC_STATE_RUNNING);
     pthread_mutex_init(&R.out_lock, NULL);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -474,7 +482,12 @@ int main(int argc, char **argv)
             return 2;
         }
         int bound = 0;
-        rc = bc_hub_serve_http(hub, getenv("METRICS_BIND"), (int)mport, &bound, err, sizeof err);
+        bc_hub_http_opts_t mo;
+        bc_hub_http_opts_init(&mo);
+        mo.bind = getenv("METRICS_BIND");
+        mo.port = (int)mport;
+        mo.per_coordinator = R.opt.metrics_per_coordinator;
+        rc = bc_hub_serve_http_opts(hub, &mo, &bound, err, sizeof err);
         if (rc != 0) {
             fprintf(stderr, "Error: %s\n", err);
             bc_hub_destroy(hub);
@@ -499,13 +512,13 @@ int main(int argc, char **argv)
     }
 
     int code = -1;
-    uint64_t next_hb = bc_now_ms() + R.heartbeat_ms, hb_n = 0;
+    /* --log-heartbeat: one line per heartbeat the hub's heartbeat actor has written (Redis
+     * answered OK), seen in the hub's counters every 50 ms. The hub hosts this coordinator only
+     * (unless its reaper adopts a dead peer's replacement, whose heartbeats would count too). */
+    uint32_t hb_ttl_s = heartbeat_ttl();
+    uint64_t hb_seen = 0;
     while (code < 0) {
-        int wait_ms = -1;
-        if (R.opt.log_heartbeat) {
-            uint64_t now = bc_now_ms();
-            wait_ms = next_hb > now ? (int)(next_hb - now) : 0;
-        }
+        int wait_ms = R.opt.log_heartbeat ? 50 : -1;
         struct pollfd pf[2] = {{sfd, POLLIN, 0}, {R.wake_fd, POLLIN, 0}};
         int n = poll(pf, 2, wait_ms);
         if (n < 0 && errno != EINTR) {
@@ -527,10 +540,11 @@ int main(int argc, char **argv)
                 abort();
             code = atomic_load(&R.exit_code);
         }
-        if (R.opt.log_heartbeat && bc_now_ms() >= next_hb) {
-            say("Heartbeat #%" PRIu64 " sent (state %s)", ++hb_n,
-                state_name(atomic_load(&R.state)));
-            next_hb += R.heartbeat_ms;
+        if (R.opt.log_heartbeat) {
+            bc_hub_stats_t hs;
+            bc_hub_stats(hub, &hs);
+            for (; hb_seen < hs.heartbeats_on_time + hs.heartbeats_late; hb_seen++)
+                say("Heartbeat sent (TTL: %us)", hb_ttl_s);
         }
     }
     /* Stops the coordinator: its last heartbeat carries "completed", "timeout" or, after a

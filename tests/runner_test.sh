@@ -236,7 +236,10 @@ mport=""
 if wait_text "$dir/h.out" "Metrics server listening on :" 5; then
     mport=$(sed -n 's/.*Metrics server listening on :\([0-9]*\).*/\1/p' "$dir/h.out" | head -1)
 fi
-if wait_text "$dir/h.out" "Heartbeat #2 sent (state waiting)" 5 &&
+# The tutorial's line, once per heartbeat written: two of them within a few 0.3 s intervals.
+hb_lines() { grep -cE '^\[[0-9]{2}:[0-9]{2}:[0-9]{2}\] Heartbeat sent \(TTL: 90s\)$' "$dir/h.out"; }
+for _ in $(seq 100); do [ "$(hb_lines)" -ge 2 ] && break; sleep 0.05; done
+if [ "$(hb_lines)" -ge 2 ] && ! grep -q 'Heartbeat #' "$dir/h.out" &&
     grep -qF "Heartbeat started (0.3s interval)" "$dir/h.out" &&
     [ -n "$mport" ] &&
     { ! command -v curl >/dev/null ||
@@ -248,5 +251,13 @@ fi
 kill -INT "${PIDS[h]}"
 finish h 10
 if [ "$rc" = 0 ] && grep -qF "SIGINT received, stopping" "$dir/h.out"; then ok "SIGINT: exit 0"; else bad "SIGINT: rc $rc" "$dir/h.out"; fi
+# Truthful: no more lines than heartbeats written before the last one (its sequence).
+lines=$(hb_lines)
+seq=$(R GET blocking:heartbeat:coord-h | json_get sequence)
+if [ "$lines" -ge 2 ] && [ "$lines" -lt "$seq" ]; then
+    ok "--log-heartbeat: $lines 'Heartbeat sent (TTL: 90s)' lines, last heartbeat sequence $seq"
+else
+    bad "--log-heartbeat: $lines lines, last heartbeat sequence $seq" "$dir/h.out"
+fi
 
 exit $fail
