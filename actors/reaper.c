@@ -1348,27 +1348,66 @@ int bc__cleanup(bc_hub_t *h, const char *id, bc__cleanup_fn done, void *arg)
 
 /* After every (re)connect: coordinator:circuit:<id> = "closed" (TTL 300, Node's) for every
  * coordinator hosted here, so a peer or an operator sees the breaker closed again within one
- * heartbeat interval of Redis's return (original-implementation.md §10.3 H7). */
+ * heartbeat interval of Redis's return (original-implementation.md §10.3 H7). The writes go
+ * out CIRCUIT_BATCH at a time, the next batch when the last of the previous one is answered,
+ * so 100,000 coordinators do not queue 100,000 commands at once. */
+#define CIRCUIT_BATCH 1024
+
+typedef struct {
+    bc__op_t op;
+    char (*ids)[BC_ID_MAX + 1];
+    size_t n, next;
+} circuit_t;
+
+static void circuits_next(circuit_t *c);
+
+static void circuit_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
+{
+    (void)m;
+    circuits_next((circuit_t *)op);
+}
+
+static void circuits_next(circuit_t *c)
+{
+    bc_hub_t *h = c->op.h;
+    size_t end = c->next + CIRCUIT_BATCH < c->n ? c->next + CIRCUIT_BATCH : c->n;
+    for (; c->next < end; c->next++) {
+        char key[BC_ID_MAX + 32];
+        snprintf(key, sizeof key, "coordinator:circuit:%s", c->ids[c->next]);
+        const char *argv[] = {"SETEX", key, "300", "closed"};
+        if (c->next + 1 == end && end < c->n) { /* the batch's last: its answer sends more */
+            if (bc__op_cmd(h, &c->op, 4, argv, NULL) == 0) {
+                c->next++;
+                return;
+            }
+        } else {
+            bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 4, argv, NULL);
+        }
+    }
+    free(c->ids);
+    free(c);
+}
+
 static void circuits_closed(reaper_t *r)
 {
     bc_hub_t *h = r->h;
+    circuit_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return;
+    c->op.fn = circuit_reply;
+    c->op.h = h;
     pthread_mutex_lock(&h->lock);
-    size_t n = 0;
-    bc_coord_t **all = malloc((h->count + 1) * sizeof *all);
-    if (all == NULL)
-        abort();
+    c->ids = malloc((h->count + 1) * sizeof *c->ids);
+    if (c->ids == NULL) {
+        pthread_mutex_unlock(&h->lock);
+        free(c);
+        return;
+    }
     for (size_t i = 0; i < h->cap; i++)
         if (h->table[i] && h->table[i] != BC__TOMBSTONE && !h->table[i]->send_only)
-            all[n++] = bc__coord_retain(h->table[i]);
+            snprintf(c->ids[c->n++], sizeof c->ids[0], "%s", h->table[i]->id);
     pthread_mutex_unlock(&h->lock);
-    for (size_t i = 0; i < n; i++) {
-        char key[BC_ID_MAX + 32];
-        snprintf(key, sizeof key, "coordinator:circuit:%s", all[i]->id);
-        const char *argv[] = {"SETEX", key, "300", "closed"};
-        bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_HEARTBEAT, 4, argv, NULL);
-        bc__coord_release(all[i]);
-    }
-    free(all);
+    circuits_next(c);
 }
 
 /* ---------------------------------------------------------------- the actor */
