@@ -52,6 +52,7 @@ typedef struct {
 typedef struct {
     runner_opts_t opt;
     uint32_t heartbeat_ms;
+    int metrics_port;         /* --enable-metrics: METRICS_PORT (9091); 0 = off */
     int wake_fd;              /* eventfd: the coordinator finished */
     _Atomic int exit_code;    /* -1 while running */
     uint64_t t0_ms;           /* bc_now_ms() at start */
@@ -104,8 +105,9 @@ static void usage(FILE *f)
           "  HEARTBEAT_INTERVAL_MS         heartbeat interval (default 5000)\n"
           "  BLOCKING_TIMEOUT_MS           default for --timeout\n"
           "  METRICS_PORT, METRICS_BIND    --enable-metrics address (9091, 127.0.0.1; port 0:\n"
-          "                                any free port, printed)\n\n"
-          "exit status: 0 signal received or SIGTERM/SIGINT, 1 timeout, 2 usage error\n",
+          "                                metrics off)\n\n"
+          "exit status: 0 signal received or SIGTERM/SIGINT, 1 timeout (or a wait ended by\n"
+          "             POST /api/timeouts/force-unblock-all), 2 usage error\n",
           f);
 }
 
@@ -339,6 +341,10 @@ static void on_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg
         bc_coord_set_state(c, BC_STATE_TIMEOUT);
         say("Error: Timeout waiting for signal after %ums", R.opt.timeout_ms);
         finish(1);
+    } else if (status == -EINTR) { /* POST /api/timeouts/force-unblock-all */
+        bc_coord_set_state(c, BC_STATE_TIMEOUT);
+        say("Error: Wait ended by an operator (force-unblock) before a signal arrived");
+        finish(1);
     }
     /* -ECANCELED: the coordinator is stopping (SIGTERM); the main thread owns the exit. */
 }
@@ -481,11 +487,16 @@ int main(int argc, char **argv)
             bc_runtime_destroy(rt);
             return 2;
         }
+        R.metrics_port = (int)mport;
+        if (mport == 0)
+            say("Metrics server disabled (METRICS_PORT=0)");
+    }
+    if (R.opt.enable_metrics && R.metrics_port != 0) {
         int bound = 0;
         bc_hub_http_opts_t mo;
         bc_hub_http_opts_init(&mo);
         mo.bind = getenv("METRICS_BIND");
-        mo.port = (int)mport;
+        mo.port = (int)R.metrics_port;
         mo.per_coordinator = R.opt.metrics_per_coordinator;
         rc = bc_hub_serve_http_opts(hub, &mo, &bound, err, sizeof err);
         if (rc != 0) {

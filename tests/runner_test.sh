@@ -231,7 +231,8 @@ for s in s1 s2; do
 done
 
 # ---------------------------------------------------------------- --log-heartbeat, SIGINT
-HEARTBEAT_INTERVAL_MS=300 METRICS_PORT=0 start h --id coord-h --log-heartbeat --enable-metrics
+free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+HEARTBEAT_INTERVAL_MS=300 METRICS_PORT=$free_port start h --id coord-h --log-heartbeat --enable-metrics
 mport=""
 if wait_text "$dir/h.out" "Metrics server listening on :" 5; then
     mport=$(sed -n 's/.*Metrics server listening on :\([0-9]*\).*/\1/p' "$dir/h.out" | head -1)
@@ -251,6 +252,29 @@ fi
 kill -INT "${PIDS[h]}"
 finish h 10
 if [ "$rc" = 0 ] && grep -qF "SIGINT received, stopping" "$dir/h.out"; then ok "SIGINT: exit 0"; else bad "SIGINT: rc $rc" "$dir/h.out"; fi
+
+# METRICS_PORT=0 turns the server off (said once); an operator's force-unblock ends the wait:
+# exit 1 with a message, heartbeat state timeout.
+METRICS_PORT=$free_port start fu --id coord-fu --enable-metrics
+METRICS_PORT=0 start off --id coord-off --enable-metrics --timeout 2000
+if wait_text "$dir/off.out" "Metrics server disabled (METRICS_PORT=0)" 5 &&
+    ! grep -q "Metrics server listening" "$dir/off.out"; then
+    ok "METRICS_PORT=0: metrics off"
+else
+    bad "METRICS_PORT=0" "$dir/off.out" "$dir/off.err"
+fi
+if wait_text "$dir/fu.out" "Waiting for signal" 5 &&
+    [ "$(curl -s -X POST "http://127.0.0.1:$free_port/api/timeouts/force-unblock-all")" = '{"unblocked":1}' ]; then
+    finish fu 10
+    if [ "$rc" = 1 ] && grep -qF "Wait ended by an operator (force-unblock)" "$dir/fu.out" &&
+        [ "$(R GET blocking:heartbeat:coord-fu | json_get state)" = timeout ]; then
+        ok "force-unblock-all: runner exits 1, says so, last heartbeat state timeout"
+    else
+        bad "force-unblock-all: rc $rc" "$dir/fu.out" "$dir/fu.err"
+    fi
+else
+    bad "force-unblock-all request" "$dir/fu.out" "$dir/fu.err"
+fi
 # Truthful: no more lines than heartbeats written before the last one (its sequence).
 lines=$(hb_lines)
 seq=$(R GET blocking:heartbeat:coord-h | json_get sequence)
