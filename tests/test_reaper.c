@@ -654,6 +654,55 @@ static void test_h7_circuit_key(void **state)
     env_down(&e);
 }
 
+/* H1's last clause: a Lua reaper of the Node kind (SCAN the heartbeats, MGET, take the first
+ * "timestamp":digits by text match, compare with Redis TIME against a 600 s threshold) checks our
+ * heartbeat and finds it fresh. The script below does what original-implementation.md §3.9
+ * says that reaper does. */
+static void test_h1_lua_reaper_reads_heartbeat(void **state)
+{
+    (void)state;
+    env_t e;
+    up(&e, 30000);
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "coord-h";
+    bc_coord_t *c = NULL;
+    char err[200];
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &c, err, sizeof err), 0);
+    assert_true(wait_exists(&e, "blocking:heartbeat:coord-h", 10000));
+    static const char lua[] =
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1])\n"
+        "local keys = redis.call('SCAN', '0', 'MATCH', 'blocking:heartbeat:*', 'COUNT', 10000)[2]\n"
+        "local checked, stale = 0, 0\n"
+        "if #keys > 0 then\n"
+        "  local vals = redis.call('MGET', unpack(keys))\n"
+        "  for i, v in ipairs(vals) do\n"
+        "    if v then\n"
+        "      local ts = string.match(v, '\"timestamp\":(%d+)')\n"
+        "      checked = checked + 1\n"
+        "      if (not ts) or (now - math.floor(tonumber(ts) / 1000) > tonumber(ARGV[1])) then\n"
+        "        stale = stale + 1\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return {checked, stale}\n";
+    redisReply *r = bc_test_redis_cmd(e.redis, "EVAL %s 0 600", lua);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[0]->integer, 1);
+    assert_int_equal(r->element[1]->integer, 0);
+    freeReplyObject(r);
+    /* And the text match finds the same number as the JSON member. */
+    char *hb = redis_str(&e, "GET %s", "blocking:heartbeat:coord-h");
+    assert_non_null(hb);
+    assert_non_null(strstr(hb, "{\"coordinatorId\":\"coord-h\",\"timestamp\":"));
+    free(hb);
+    bc_coord_release(c);
+    env_down(&e);
+}
+
 /* Bad reaper configuration is refused with a message naming the variable. */
 static void test_bad_env(void **state)
 {
@@ -692,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_false_dead_fenced),
         cmocka_unit_test(test_crash_mid_transfer),
         cmocka_unit_test(test_h7_circuit_key),
+        cmocka_unit_test(test_h1_lua_reaper_reads_heartbeat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
