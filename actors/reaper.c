@@ -77,6 +77,20 @@ static const char lua_claim[] = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'E
                                 "end\n"
                                 "return 'lost'\n";
 
+/* Make room for one more element in a growable array (doubling; aborts on out-of-memory, as
+ * the runtime's pools do). */
+static void *grow(void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return arr;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *a = realloc(arr, nc * elem);
+    if (a == NULL)
+        abort();
+    *cap = nc;
+    return a;
+}
+
 /* ---------------------------------------------------------------- a string map */
 
 typedef struct {
@@ -416,14 +430,7 @@ static void cycle_start(reaper_t *r)
 static void add_stale(reaper_t *r, const char *id, const char *swarm, const char *phase,
                       bool expired, uint64_t age)
 {
-    if (r->nstale == r->capstale) {
-        size_t nc = r->capstale ? r->capstale * 2 : 16;
-        stale_t *s = realloc(r->stale, nc * sizeof *s);
-        if (s == NULL)
-            abort();
-        r->stale = s;
-        r->capstale = nc;
-    }
+    r->stale = grow(r->stale, r->nstale, &r->capstale, sizeof *r->stale);
     stale_t *s = &r->stale[r->nstale++];
     memset(s, 0, sizeof *s);
     snprintf(s->id, sizeof s->id, "%s", id);
@@ -563,14 +570,7 @@ static void on_mget_act(reaper_t *r, cop_t *o, const bc_reply_t *rep)
         }
         json_t *wf = json_object_get(v, "waitingFor");
         if (json_is_array(wf) && json_array_size(wf) > 0) {
-            if (r->nacts == r->capacts) {
-                size_t nc = r->capacts ? r->capacts * 2 : 16;
-                act_t *a = realloc(r->acts, nc * sizeof *a);
-                if (a == NULL)
-                    abort();
-                r->acts = a;
-                r->capacts = nc;
-            }
+            r->acts = grow(r->acts, r->nacts, &r->capacts, sizeof *r->acts);
             act_t *a = &r->acts[r->nacts++];
             memset(a, 0, sizeof *a);
             snprintf(a->id, sizeof a->id, "%s", id);
@@ -1088,14 +1088,7 @@ static void esc_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
                 continue;
             if (e->st.swarm[0] == '\0')
                 snprintf(e->st.swarm, sizeof e->st.swarm, "%s", swarm);
-            if (e->nitems == e->capitems) {
-                size_t nc = e->capitems ? e->capitems * 2 : 8;
-                char **it = realloc(e->items, nc * sizeof *it);
-                if (it == NULL)
-                    abort();
-                e->items = it;
-                e->capitems = nc;
-            }
+            e->items = grow(e->items, e->nitems, &e->capitems, sizeof *e->items);
             if ((e->items[e->nitems] = strdup(k)) == NULL)
                 abort();
             e->nitems++;
