@@ -70,6 +70,7 @@ struct send_rec_s {
     send_rec_t *lnext, *lprev; /* in c->live while a write is submitted */
     bc__lane_t *lane;
     size_t len;
+    unsigned retries; /* re-sends after a write whose outcome was unknown */
     char to[BC_ID_MAX + 1];
     char json[];
 };
@@ -87,6 +88,7 @@ struct bc__lane_s {
 };
 
 enum { TAG_SETNX = 1, TAG_RPUSH = 2 };
+#define SEND_RETRIES 5 /* re-sends of a write whose outcome is unknown, then it is reported */
 
 bc_coord_t *bc__coord_retain(bc_coord_t *c)
 {
@@ -291,6 +293,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     send_rec_t *rec = malloc(sizeof *rec + cap);
     if (rec == NULL)
         return -ENOMEM;
+    rec->retries = 0;
     char mid[BC_SIGID_MAX + 1];
     /* relaxed: an independent counter. */
     uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
@@ -389,6 +392,34 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
     bc__lane_t *l = rec->lane;
     bool failed = m->status != BC_REDIS_OK || m->reply->type == BC_REPLY_ERROR;
     char why[160] = "";
+    /* The connection dropped (or the command timed out) with the write unanswered: it may or may
+     * not have been applied. Sending it again is safe, because a receiver drops a messageId it
+     * has consumed (PROTOCOL §2.2). The retry is appended to the queue, so it stays in order:
+     * later writes to this receiver are still deferred (behind a SET NX) or were submitted after
+     * it on the same connection, and so failed the same way and are retried after it. */
+    if ((m->status == BC_REDIS_DISCONNECTED || m->status == BC_REDIS_TIMEOUT) &&
+        rec->retries < SEND_RETRIES) {
+        rec->retries++;
+        bc_log(BC_LOG_WARN, "%s: signal to %s unanswered (%s); sending it again (%u/%u)", c->id,
+               rec->to, bc_redis_status_name(m->status), rec->retries, SEND_RETRIES);
+        atomic_fetch_add_explicit(&h->n_send_retries, 1, memory_order_relaxed); /* stats */
+        pthread_mutex_lock(&c->lane_lock);
+        submit_rpush(c, rec); /* still pending, still live */
+        if (kind == TAG_SETNX) {
+            l->nx_inflight = false;
+            while (l->dhead) {
+                send_rec_t *d = l->dhead;
+                l->dhead = d->next;
+                d->next = NULL;
+                l->pending++;
+                live_add(c, d);
+                submit_rpush(c, d);
+            }
+            l->dtail = NULL;
+        }
+        pthread_mutex_unlock(&c->lane_lock);
+        return;
+    }
     if (failed) {
         snprintf(why, sizeof why, "%s%s%s", bc_redis_status_name(m->status), m->reply ? ": " : "",
                  m->reply && m->reply->str ? m->reply->str : "");

@@ -180,7 +180,7 @@ struct bc_hub_s {
     /* liveness (heartbeat.c, reaper.c, work.c) */
     _Atomic uint64_t n_hb_failures, n_spawns, n_reap_cycles, n_reap_last_ms, n_reap_stale,
         n_reap_bad, n_dead, n_escalations, n_activity_timeouts, n_deadlocks, n_work_moved,
-        n_work_done, n_work_refused;
+        n_work_done, n_work_refused, n_send_retries;
     _Atomic uint64_t n_hb_on_time, n_hb_late; /* heartbeat.c: written heartbeats, by punctuality */
     /* Signals delivered from their publish hint whose durable copy (slot or queue) is not
      * consumed yet; bc_hub_destroy waits for it to reach 0 so no stale copy outlives us. */

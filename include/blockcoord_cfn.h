@@ -142,6 +142,7 @@ typedef struct bc_hub_stats {
      * written heartbeat. A coordinator's first heartbeat is on time. */
     uint64_t heartbeats_on_time;
     uint64_t heartbeats_late;
+    uint64_t send_retries; /* signal writes sent again after Redis dropped them unanswered */
 } bc_hub_stats_t;
 
 void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out);
