@@ -1495,6 +1495,19 @@ void bc__hub_set_reap_observer(bc_hub_t *h, void (*fn)(void *arg, const char *li
     h->reap_observer_arg = arg;
 }
 
+int bc_replace_handoff(bc_hub_t *h, const char *dead, const char *new_id, const char *swarm,
+                       const char *phase, void *arg)
+{
+    (void)dead;
+    (void)swarm;
+    (void)phase;
+    (void)arg;
+    char now[24];
+    snprintf(now, sizeof now, "%llu", (unsigned long long)bc_hub_now_ms(h));
+    const char *argv[] = {"ZADD", "blocking:registry", now, new_id};
+    return bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_OTHER, 4, argv, NULL);
+}
+
 void bc_hub_set_replacer(bc_hub_t *h, bc_replace_fn fn, void *arg)
 {
     if (h == NULL)

@@ -514,6 +514,9 @@ int main(int argc, char **argv)
     co.on_start = on_start;
     co.on_event = on_event;
     bc_coord_t *coord = NULL;
+    /* This process exits when its one coordinator is done, so its reaper (every process runs
+     * one) must not host replacements of dead coordinators: it hands them on. */
+    bc_hub_set_replacer(hub, bc_replace_handoff, NULL);
     rc = bc_coord_spawn(hub, &co, &coord, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "Error: %s\n", err);

@@ -310,6 +310,13 @@ typedef int (*bc_replace_fn)(bc_hub_t *h, const char *dead_id, const char *new_i
                              const char *swarm_id, const char *phase, void *arg);
 void bc_hub_set_replacer(bc_hub_t *h, bc_replace_fn fn, void *arg); /* any thread */
 
+/* A replacer for processes that exit soon (a runner, `blockcoord reap --once`): it does not
+ * host the replacement; it registers new_id in blocking:registry without a heartbeat, so a
+ * long-running process's reaper finds it expired and hands its work on to a replacement that
+ * lives. The escalation, the spawn record and the work move happen as usual. */
+int bc_replace_handoff(bc_hub_t *h, const char *dead_id, const char *new_id, const char *swarm_id,
+                       const char *phase, void *arg);
+
 /* A work item (PROTOCOL §4.5): coordinator:work:<swarmId>:<owner>:<workId>. */
 typedef struct bc_work_item {
     const char *work_id;

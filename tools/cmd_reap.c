@@ -51,20 +51,6 @@ static void reap_usage(FILE *f)
           f);
 }
 
-/* --once: register new_id (score now) instead of hosting it; see the comment at the top. */
-static int handoff_replacer(bc_hub_t *h, const char *dead, const char *new_id, const char *swarm,
-                            const char *phase, void *arg)
-{
-    (void)dead;
-    (void)swarm;
-    (void)phase;
-    (void)arg;
-    char now[24];
-    snprintf(now, sizeof now, "%" PRIu64, bc_hub_now_ms(h));
-    const char *argv[] = {"ZADD", "blocking:registry", now, new_id};
-    return bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_OTHER, 4, argv, NULL);
-}
-
 static void print_line(void *arg, const char *line)
 {
     (void)arg;
@@ -137,7 +123,7 @@ int bc_cli_reap(int argc, char **argv)
     g_start_ms = bc_now_ms();
     bc__hub_set_reap_observer(hub, print_line, NULL);
     if (once)
-        bc_hub_set_replacer(hub, handoff_replacer, NULL);
+        bc_hub_set_replacer(hub, bc_replace_handoff, NULL);
     int status = 0;
     if (bc_hub_wait_ready(hub, 10000) != 0) {
         fprintf(stderr, "blockcoord reap: Redis is not reachable (REDIS_URL)\n");
