@@ -25,16 +25,6 @@ json_keys() { # member names in document order, comma-separated
         python3 -c "import json,sys; print(','.join(json.load(sys.stdin).keys()))"
     fi
 }
-start() { # start NAME CMD...
-    local name=$1; shift
-    "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
-    PIDS[$name]=$!
-}
-wait_text() { # wait_text FILE TEXT [SECONDS]
-    local i lim=$(( ${3:-10} * 20 ))
-    for ((i = 0; i < lim; i++)); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    return 1
-}
 finish() { # finish NAME [SECONDS]: exit status in rc (124: still running)
     local p=${PIDS[$1]} i lim=$(( ${2:-10} * 20 ))
     for ((i = 0; i < lim; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done

@@ -32,3 +32,18 @@ bad() {
     for f in "$@"; do echo "---- $f"; sed 's/^/    /' "$f" | tail -20; done
 }
 hmac() { printf '%s' "$2" | openssl dgst -sha256 -hmac "$1" -hex | awk '{print $NF}'; }
+
+# Helpers the shell tests share.
+wait_text() { # wait_text FILE TEXT [SECONDS]: 0 once FILE contains TEXT
+    local i lim=$(( ${3:-10} * 20 ))
+    for ((i = 0; i < lim; i++)); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    return 1
+}
+start() { # start NAME CMD...: run CMD in the background, output in $dir/NAME.{out,err}
+    local name=$1; shift
+    "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
+    PIDS[$name]=$!
+}
+free_port() { # a TCP port free on 127.0.0.1 now (it can be taken before use: callers retry)
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -50,7 +50,6 @@ if [ -z "$missing" ] && [ "$nrules" = 10 ]; then ok "alerts.yml has the 10 runbo
 fi
 
 # ---------------------------------------------------------------- a live /metrics body
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 fetch() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
 hpid=""
 for _ in 1 2 3; do # a free port can be taken between free_port and the bind: retry

@@ -28,11 +28,6 @@ check() { # check NAME WANT_RC WANT_TEXT CMD...
         echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
     fi
 }
-start() { # start NAME CMD...
-    local name=$1; shift
-    "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
-    PIDS[$name]=$!
-}
 until_true() { # until_true SECONDS CMD...: run CMD every 0.1 s until it succeeds
     local lim=$(( $1 * 10 )) i; shift
     for ((i = 0; i < lim; i++)); do "$@" && return 0; sleep 0.1; done
@@ -165,7 +160,7 @@ fi
 # series appear (and only then).
 check "--metrics-per-coordinator without a port -> 2" 2 "needs --metrics-port" \
     env -u METRICS_PORT "$bc" host --count 2 --metrics-per-coordinator
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 start pc "$bc" host --count 3 --prefix pc --metrics-port "$port" --metrics-per-coordinator
 if until_true 10 curl -sf "http://127.0.0.1:$port/metrics" -o "$dir/pc.metrics" &&
     until_true 10 sh -c "curl -sf http://127.0.0.1:$port/metrics | grep -q 'coordinator_id=\"pc-2\"'"; then

@@ -15,11 +15,6 @@ done
 dir=$(mktemp -d)
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
-wait_text() { # wait_text FILE TEXT [SECONDS]
-    local i lim=$(( ${3:-10} * 20 ))
-    for ((i = 0; i < lim; i++)); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    return 1
-}
 
 # Step 1: a coordinator with heartbeat logging (fast interval, short TTL so the test is short).
 HEARTBEAT_INTERVAL_MS=200 HEARTBEAT_TTL_S=2 \

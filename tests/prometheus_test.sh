@@ -21,7 +21,6 @@ dir=$(mktemp -d)
 source "$src/tests/coord_lib.sh"
 count=7
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # api PATH [QUERY]: GET the Prometheus API; prints the value of a one-series instant query
 # result ("none" when empty), or for /api/v1/rules one line "health name" per rule.
 api() {

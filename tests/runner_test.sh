@@ -21,16 +21,10 @@ json_get() { # json_get FIELD < JSON
 }
 
 # start NAME ARGS...: the runner in the background; NAME.out (stdout), NAME.err (stderr).
-start() {
+start() { # start NAME ARGS...: the runner with ARGS (coord_lib.sh's start, for the runner)
     local name=$1; shift
     "$runner" "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
     PIDS[$name]=$!
-}
-# wait_text FILE TEXT [SECONDS]
-wait_text() {
-    local i lim=$(( ${3:-10} * 20 ))
-    for ((i = 0; i < lim; i++)); do grep -qF -- "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-    return 1
 }
 # finish NAME [SECONDS]: wait for the runner to exit; its exit status in rc (124: still running).
 finish() {
@@ -231,7 +225,7 @@ for s in s1 s2; do
 done
 
 # ---------------------------------------------------------------- --log-heartbeat, SIGINT
-free_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port=$(free_port)
 HEARTBEAT_INTERVAL_MS=300 METRICS_PORT=$free_port start h --id coord-h --log-heartbeat --enable-metrics
 mport=""
 if wait_text "$dir/h.out" "Metrics server listening on :" 5; then
