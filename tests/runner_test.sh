@@ -21,7 +21,7 @@ json_get() { # json_get FIELD < JSON
 }
 
 # start NAME ARGS...: the runner in the background; NAME.out (stdout), NAME.err (stderr).
-start() { # start NAME ARGS...: the runner with ARGS (coord_lib.sh's start, for the runner)
+start() { # overrides coord_lib.sh's start
     local name=$1; shift
     "$runner" "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
     PIDS[$name]=$!
