@@ -1268,9 +1268,14 @@ static bool owned_key(const char *k, const char *id)
     return false;
 }
 
+/* One keyspace pass whose answers carry only keys naming the id (ids hold no glob characters);
+ * owned_key() then decides by exact fields. MATCH "blocking:*" would ship every consumed
+ * marker of the deployment to us. */
 static void clean_scan(clean_t *c, const char *cursor)
 {
-    const char *argv[] = {"SCAN", cursor, "MATCH", "blocking:*", "COUNT", SCAN_COUNT};
+    char pat[BC_ID_MAX + 16];
+    snprintf(pat, sizeof pat, "blocking:*%s*", c->id);
+    const char *argv[] = {"SCAN", cursor, "MATCH", pat, "COUNT", SCAN_COUNT};
     clean_cmd(c, 6, argv);
 }
 
