@@ -258,9 +258,12 @@ int bc_cli_status(int argc, char **argv)
             add_row(&rows, argv[i]);
         if (fetch(ctx, &rows, 0, now, err, sizeof err) != 0)
             status = 1;
+        /* One pipelined batch of ZSCOREs, not a round trip per id. */
+        for (size_t i = 0; i < rows.n; i++)
+            redisAppendCommand(ctx, "ZSCORE blocking:registry %s", rows.v[i].id);
         for (size_t i = 0; i < rows.n; i++) {
-            redisReply *z =
-                bc_cli_redis_cmd(ctx, err, sizeof err, "ZSCORE blocking:registry %s", rows.v[i].id);
+            void *rep = NULL;
+            redisReply *z = redisGetReply(ctx, &rep) == REDIS_OK ? rep : NULL;
             rows.v[i].registered = z && z->type == REDIS_REPLY_STRING;
             if (z)
                 freeReplyObject(z);
