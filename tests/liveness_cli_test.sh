@@ -116,6 +116,13 @@ check_usage "coordinator id" status 'bad:id'
 REAPER_STALE_MS=soon "$bc" reap --once >"$dir/u.out" 2>&1; rc=$?
 if [ $rc -eq 2 ] && grep -q "REAPER_STALE_MS" "$dir/u.out"; then ok "REAPER_STALE_MS=soon -> 2"
 else bad "REAPER_STALE_MS=soon (rc $rc)" "$dir/u.out"; fi
+R SET blocking:heartbeat:junk-1 'not json' >/dev/null
+"$bc" status junk-1 >"$dir/u.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "^junk-1 .* unreadable" "$dir/u.out"; then
+    ok "status lists a heartbeat it cannot read as unreadable"
+else
+    bad "status junk-1 (rc $rc)" "$dir/u.out"
+fi
 "$bc" status nobody-here >"$dir/u.out" 2>&1; rc=$?
 if [ $rc -eq 1 ] && grep -q "nobody-here: no heartbeat and not registered" "$dir/u.out"; then
     ok "status of an unknown id exits 1 and says why"

@@ -207,11 +207,15 @@ static void test_h3_h4_activity_timeout(void **state)
     set(&e, "coordinator:activity:ghost-2", val);
     set(&e, "coordinator:activity:test", "{}");
     set(&e, "coordinator:activity:bad-json", "{not json");
+    set(&e, "blocking:heartbeat:junk-9", "{\"timestamp\":\"soon\"}"); /* no numeric time */
+    set(&e, "blocking:heartbeat:bad:id", "{}");                        /* not an id */
     assert_true(wait_gone(&e, "coordinator:activity:ghost-2", 10000));
     bc_hub_stats_t st;
     bc_hub_stats(e.hub, &st);
     assert_true(st.activity_timeouts >= 1);
-    assert_true(st.reaper_bad_keys >= 2);
+    assert_true(st.reaper_bad_keys >= 4);
+    assert_int_equal(st.dead_detected, 0); /* unreadable is skipped, not declared dead */
+    assert_true(exists(&e, "blocking:heartbeat:junk-9"));
     assert_true(exists(&e, "coordinator:activity:test")); /* skipped, not deleted */
     env_down(&e);
 }

@@ -29,7 +29,7 @@ typedef struct {
     long long pid;
     uint64_t iteration, rx, tx;
     char swarm[65];
-    bool registered, readable;
+    bool registered, present, readable; /* present: a heartbeat key exists */
 } row_t;
 
 typedef struct {
@@ -130,8 +130,10 @@ static int fetch(redisContext *ctx, rows_t *r, size_t from, uint64_t now, char *
         rc = -EIO;
     } else {
         for (size_t i = 0; i < rep->elements && i < n; i++)
-            if (rep->element[i]->type == REDIS_REPLY_STRING)
+            if (rep->element[i]->type == REDIS_REPLY_STRING) {
+                r->v[from + i].present = true;
                 fill(&r->v[from + i], rep->element[i]->str, rep->element[i]->len, now);
+            }
     }
     if (rep)
         freeReplyObject(rep);
@@ -153,7 +155,7 @@ static void print_rows(const rows_t *r, uint64_t now, bool json)
             json_object_set_new(o, "heartbeatAgeMs",
                                 x->age_ms >= 0 ? json_integer(x->age_ms) : json_null());
             json_object_set_new(o, "status",
-                                json_string(x->age_ms < 0  ? "expired"
+                                json_string(!x->present    ? "expired"
                                             : !x->readable ? "unreadable"
                                                            : (x->status[0] ? x->status : "alive")));
             if (x->state[0])
@@ -193,7 +195,7 @@ static void print_rows(const rows_t *r, uint64_t now, bool json)
             snprintf(host, sizeof host, "-");
         printf("%-28s %10s %-10s %-10s %6" PRIu64 " %10" PRIu64 " %10" PRIu64 "  %-24s %s\n", x->id,
                age,
-               x->age_ms < 0  ? "expired"
+               !x->present    ? "expired"
                : !x->readable ? "unreadable"
                               : (x->status[0] ? x->status : "alive"),
                x->state[0] ? x->state : "-", x->iteration, x->rx, x->tx, host,
@@ -267,7 +269,7 @@ int bc_cli_status(int argc, char **argv)
             rows.v[i].registered = z && z->type == REDIS_REPLY_STRING;
             if (z)
                 freeReplyObject(z);
-            if (rows.v[i].age_ms < 0 && !rows.v[i].registered) {
+            if (!rows.v[i].present && !rows.v[i].registered) {
                 fprintf(stderr, "blockcoord status: %s: no heartbeat and not registered\n",
                         rows.v[i].id);
                 status = 1;
