@@ -172,20 +172,14 @@ static int submit_simple(bc_hub_t *h, int script, const char *k1, const char *k2
     return rc;
 }
 
-/* Validate and compact a JSON value; returns a malloc'd text or NULL with err set. */
-static char *compact_json(const char *text, char *err, size_t errlen)
+/* Parse the caller's data (any JSON value); NULL with err set when it is not JSON. */
+static json_t *parse_data(const char *text, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (v == NULL) {
+    if (v == NULL)
         bc__seterr(err, errlen, "work data is not valid JSON: %s (at %d)", je.text, je.position);
-        return NULL;
-    }
-    char *out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-    json_decref(v);
-    if (out == NULL)
-        bc__seterr(err, errlen, "out of memory");
-    return out;
+    return v;
 }
 
 int bc_work_assign(bc_hub_t *h, const char *swarm, const char *owner, const char *work_id,
@@ -199,20 +193,19 @@ int bc_work_assign(bc_hub_t *h, const char *swarm, const char *owner, const char
         !bc_coord_id_valid("owner", owner, err, errlen) ||
         !bc_coord_id_valid("work id", work_id, err, errlen))
         return -EINVAL;
-    char *data = NULL;
-    if (data_json != NULL && (data = compact_json(data_json, err, errlen)) == NULL)
+    json_t *data = NULL;
+    if (data_json != NULL && (data = parse_data(data_json, err, errlen)) == NULL)
         return -EINVAL;
     json_t *v = json_object();
     json_object_set_new(v, "workId", json_string(work_id));
     json_object_set_new(v, "assignedTo", json_string(owner));
     json_object_set_new(v, "status", json_string("in-progress"));
     if (data)
-        json_object_set_new(v, "data", json_loads(data, JSON_DECODE_ANY, NULL));
+        json_object_set_new(v, "data", data); /* written compact by the dump below */
     json_object_set_new(v, "startedAt", json_integer((json_int_t)bc_hub_now_ms(h)));
     json_object_set_new(v, "epoch", json_integer(1));
     char *val = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(v);
-    free(data);
     char k1[256], k2[256];
     int rc = -ENOMEM;
     if (val && bc__work_key(k1, sizeof k1, swarm, owner, work_id) > 0 &&
