@@ -335,9 +335,9 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         char mk[BC_SIGID_MAX + 32];
         snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);
         const char *m[] = {"SET", mk, "1", "EX", SIGNAL_TTL};
-        bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
+        bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
     }
-    bc_redis_cmd(h->redis, c->actor, 0, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
+    bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
     if (l->nx_inflight) {
         if (l->dtail)
             l->dtail->next = rec;
@@ -886,7 +886,7 @@ static void behaviour(bc_actor_t *self, void *state, bc_msg_t *msg)
     }
     case BC_MSG_REDIS_REPLY: {
         bc_redis_reply_msg_t *m = (bc_redis_reply_msg_t *)msg;
-        if (m->tag)
+        if (m->tag && m->tag != BC_REDIS_TAG_QUIET)
             on_send_reply(c, m);
         else if (m->status != BC_REDIS_OK || bc_reply_is_error(m->reply))
             /* relaxed: statistics. */

@@ -88,10 +88,13 @@ typedef struct bc_runtime_opts_s {
     uint64_t seed;     /* seed for deterministic mode */
     int io_spin_us;    /* how long the I/O thread keeps polling after its last work
                           before it sleeps; -1 = never spin, 0 = default (100 us) */
+    int io_direct;     /* 0 = default (on): a worker writes the Redis commands of an
+                          actor turn itself while the I/O thread sleeps, instead of
+                          waking it; -1 = always hand them to the I/O thread */
 } bc_runtime_opts_t;
 
 /* Fill `opts` with defaults (also read from the environment:
- * BC_WORKERS, BC_IO_SPIN_US). Always succeeds. */
+ * BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1). Always succeeds. */
 void bc_runtime_opts_init(bc_runtime_opts_t *opts);
 
 /* Create a runtime and start its worker threads and its I/O thread.
@@ -128,6 +131,8 @@ typedef struct bc_runtime_stats_s {
     uint64_t wakes;         /* times a worker was woken */
     uint64_t steals;        /* actors taken from another worker */
     uint64_t timers_pending;
+    uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
+    uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
 } bc_runtime_stats_t;
 void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out);
 

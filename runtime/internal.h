@@ -79,6 +79,10 @@ typedef struct bc_worker_s {
     alignas(BC_CACHELINE) _Atomic uint32_t futex;
     /* Statistics, owner-written, read racily by stats(). */
     _Atomic uint64_t n_parks, n_wakes, n_steals;
+    /* I/O tasks queued by this worker's current turn (bc_io_post_direct); io_owes: one of
+     * them took the queue from idle, so the loop has not been told yet. */
+    bool io_pushed, io_owes;
+    unsigned io_deferred; /* turns run since the first of those tasks was queued */
     /* Deterministic mode: the runnable set, picked from at random. */
     bc_actor_t **bag;
     size_t bag_len, bag_cap;
@@ -92,6 +96,7 @@ struct bc_runtime_s {
     unsigned batch;
     unsigned spin_us;
     unsigned io_spin_us; /* 0: the I/O thread never spins */
+    bool io_direct;      /* workers write their Redis commands when the loop sleeps */
     int det;
     uint64_t seed;
 
@@ -140,10 +145,31 @@ int bc__io_start(bc_runtime_t *rt);
 void bc__io_stop(bc_runtime_t *rt);
 /* Run task->fn on the I/O thread, soon. Any thread. Wait-free. */
 void bc_io_post(bc_runtime_t *rt, bc_io_task_t *task);
+/* The same for a task that a worker may run itself at the end of its actor turn, holding the
+ * loop (io.c, "direct writes"); off a worker, or with direct writes off, bc_io_post. The task
+ * runs under the loop either way, in queue order. */
+void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task);
+/* Workers: after an actor turn that used bc_io_post_direct. */
+void bc__io_turn_end(bc_worker_t *w);
+/* Called by the running task: it changed nothing that a sleeping loop must notice (no watcher
+ * or timer started, or whatever it started is flushed by a bc_io_flush_t). */
+void bc_io_task_clean(bc_io_t *io);
+/* Called by a flush: the loop must be woken to notice what it changed. */
+void bc_io_need_wake(bc_io_t *io);
+/* A write to make once the current batch of tasks has run (under the loop). */
+typedef struct bc_io_flush_s bc_io_flush_t;
+struct bc_io_flush_s {
+    bc_io_flush_t *next;
+    void (*fn)(bc_io_t *io, bc_io_flush_t *f);
+    bool queued;
+};
+void bc_io_defer_flush(bc_io_t *io, bc_io_flush_t *f);
+/* Forget a queued flush (its owner goes away). Under the loop. */
+void bc_io_cancel_flush(bc_io_t *io, bc_io_flush_t *f);
 /* The I/O thread's libev loop (I/O thread only, or before start). */
 struct ev_loop *bc_io_loop(bc_io_t *io);
 bc_runtime_t *bc_io_runtime(bc_io_t *io);
-/* True on the I/O thread. */
+/* True on the I/O thread, and on a worker while it runs I/O tasks holding the loop. */
 bool bc_io_is_current(bc_io_t *io);
 /* Register fn to run on the I/O thread when the runtime shuts down, before
  * the loop stops (last registered runs first). Before start or on the I/O
@@ -153,6 +179,7 @@ int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg)
  * -ENOENT. */
 int bc_io_remove_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
 uint64_t bc__io_timers_pending(bc_io_t *io);
+void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes);
 
 /* timer.c (runs on the I/O thread) */
 typedef struct bc_timers_s bc_timers_t;

@@ -10,6 +10,18 @@
  * io_spin_us (default 100 us): a reply or the next command usually comes
  * within that, and catching it awake saves a thread wake-up each way, the
  * largest part of a signal's latency on a VM.
+ *
+ * Key decision (direct writes): the loop is guarded by a mutex that the I/O
+ * thread holds except while it sleeps in epoll_wait (libev's release/acquire
+ * hooks). A worker that queued Redis commands during an actor turn does not
+ * wake the I/O thread at the end of the turn: if the mutex is free (the loop
+ * sleeps), the worker drains the task queue itself, in order, and writes the
+ * sockets, so a signal leaves on the thread that sent it, as a blocking
+ * client's would. Tasks that change what the sleeping loop waits for (new
+ * watchers, timers, a partial write, a dropped link) make the worker wake the
+ * loop afterwards; plain commands on a ready connection do not, since their
+ * replies wake it anyway. If the mutex is busy, the worker wakes the loop as
+ * before. BC_IO_DIRECT=0 (or io_direct = -1) turns this off.
  */
 #include "internal.h"
 
@@ -21,6 +33,7 @@
 #include <string.h>
 
 #define IO_TASKS_PER_WAKE 4096
+#define IO_TASKS_PER_COMBINE 512 /* a worker's share before it hands the rest to the loop */
 #define IO_MAX_CLOSERS 16
 
 struct bc_io_s {
@@ -40,27 +53,66 @@ struct bc_io_s {
     unsigned nclosers;
     uint64_t spin_ns;    /* keep polling (no sleep) this long after the last work */
     uint64_t busy_at_ns; /* loop thread only: last iteration that had work */
-    bool stop;           /* loop thread only */
+    bool direct;         /* workers may drain tasks and write themselves */
+    _Atomic uint64_t n_direct, n_direct_wakes; /* statistics */
+
+    /* Everything below, the loop and every watcher on it: under `lock`, which the I/O thread
+     * holds except in epoll_wait, and a combining worker holds while it runs tasks. */
+    pthread_mutex_t lock;
+    bool stop;
+    bool task_clean;   /* the task running now left nothing the sleeping loop must notice */
+    bool combine_wake; /* a combining worker must wake the loop when it is done */
+    bool in_tasks;     /* run_tasks is running: flushes queued now run at its end */
+    bc_io_flush_t *flush_head;
 };
 
-static void run_tasks(bc_io_t *io, unsigned limit)
+/* The loop this thread holds as a combining worker, or NULL. */
+static _Thread_local bc_io_t *tls_combining;
+
+static void flush_writes(bc_io_t *io)
+{
+    while (io->flush_head) {
+        bc_io_flush_t *f = io->flush_head;
+        io->flush_head = f->next;
+        f->next = NULL;
+        f->queued = false;
+        f->fn(io, f);
+    }
+}
+
+/* Run queued tasks, then write what they queued. On a combining worker, any task that does not
+ * declare itself clean (bc_io_task_clean) means the loop must be woken afterwards. */
+static void run_tasks(bc_io_t *io, unsigned limit, bool combining)
 {
     unsigned n = 0;
+    /* With direct writes the loop can be woken for a queue that a worker has drained and put to
+     * idle meanwhile: nothing to take (and marking it idle again would never succeed). */
+    if (bc_mpscq_is_idle(&io->tasks))
+        return;
+    io->in_tasks = true;
     for (;;) {
         bc_msg_t *m = bc_mpscq_pop(&io->tasks);
         if (m == NULL) {
             if (bc_mpscq_mark_idle(&io->tasks, false))
-                return;
+                break;
             continue; /* a push is between its exchange and its link */
         }
         bc_io_task_t *t = bc_container_of(m, bc_io_task_t, node);
+        io->task_clean = false;
         t->fn(io, t);
+        if (!io->task_clean)
+            io->combine_wake = true;
         if (++n >= limit) {
             /* Still busy: come back after the other watchers had a turn. */
-            ev_feed_event(io->loop, &io->wake, EV_ASYNC);
-            return;
+            if (combining)
+                io->combine_wake = true;
+            else
+                ev_feed_event(io->loop, &io->wake, EV_ASYNC);
+            break;
         }
     }
+    io->in_tasks = false;
+    flush_writes(io);
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
@@ -68,7 +120,7 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     bc_io_t *io = w->data;
     (void)loop;
     (void)revents;
-    run_tasks(io, IO_TASKS_PER_WAKE);
+    run_tasks(io, IO_TASKS_PER_WAKE, false);
 }
 
 static void on_stop_task(bc_io_t *io, bc_io_task_t *task)
@@ -78,6 +130,18 @@ static void on_stop_task(bc_io_t *io, bc_io_task_t *task)
         io->closers[i].fn(io, io->closers[i].arg);
     io->stop = true;
     ev_break(io->loop, EVBREAK_ALL);
+}
+
+static void loop_release(struct ev_loop *loop) EV_NOEXCEPT
+{
+    bc_io_t *io = ev_userdata(loop);
+    pthread_mutex_unlock(&io->lock);
+}
+
+static void loop_acquire(struct ev_loop *loop) EV_NOEXCEPT
+{
+    bc_io_t *io = ev_userdata(loop);
+    pthread_mutex_lock(&io->lock);
 }
 
 static void invoke_pending(struct ev_loop *loop)
@@ -101,15 +165,16 @@ static void *io_main(void *arg)
     sigemptyset(&pipe);
     sigaddset(&pipe, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    pthread_mutex_lock(&io->lock);
     if (io->spin_ns == 0) {
         ev_run(io->loop, 0);
     } else {
-        ev_set_userdata(io->loop, io);
         ev_set_invoke_pending_cb(io->loop, invoke_pending);
         while (!io->stop)
             ev_run(io->loop,
                    bc_now_ns() - io->busy_at_ns < io->spin_ns ? EVRUN_NOWAIT : EVRUN_ONCE);
     }
+    pthread_mutex_unlock(&io->lock);
     bc_pool_thread_flush();
     return NULL;
 }
@@ -118,8 +183,95 @@ void bc_io_post(bc_runtime_t *rt, bc_io_task_t *task)
 {
     bc_io_t *io = rt->io;
     task->node.flags = BC_MSGF_EMBEDDED;
-    if (bc_mpscq_push(&io->tasks, &task->node) == BC_MPSCQ_WOKE)
+    /* A worker that owes the loop a wake-up for tasks it queued earlier in this turn pays it
+     * now: whatever it posts here may be waited for before the turn ends. */
+    bc_worker_t *w = bc__tls_worker;
+    bool owes = w && w->rt == rt && w->io_owes;
+    if (owes)
+        w->io_owes = false;
+    if (bc_mpscq_push(&io->tasks, &task->node) == BC_MPSCQ_WOKE || owes)
         ev_async_send(io->loop, &io->wake);
+}
+
+void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task)
+{
+    bc_io_t *io = rt->io;
+    bc_worker_t *w = bc__tls_worker;
+    if (!io->direct || w == NULL || w->rt != rt) {
+        bc_io_post(rt, task);
+        return;
+    }
+    task->node.flags = BC_MSGF_EMBEDDED;
+    w->io_pushed = true;
+    if (bc_mpscq_push(&io->tasks, &task->node) == BC_MPSCQ_WOKE)
+        w->io_owes = true; /* paid by bc__io_turn_end, or by the next bc_io_post */
+}
+
+void bc__io_turn_end(bc_worker_t *w)
+{
+    bc_io_t *io = w->rt->io;
+    bool owes = w->io_owes;
+    w->io_pushed = w->io_owes = false;
+    if (bc_mpscq_is_idle(&io->tasks))
+        return; /* somebody drained it already */
+    if (pthread_mutex_trylock(&io->lock) == 0) {
+        if (!io->stop) {
+            tls_combining = io;
+            ev_now_update(io->loop); /* the loop's clock stopped when it went to sleep */
+            io->combine_wake = false;
+            run_tasks(io, IO_TASKS_PER_COMBINE, true);
+            tls_combining = NULL;
+            /* Whatever the tasks posted from here, this drain took or the wake below covers. */
+            w->io_pushed = w->io_owes = false;
+            bool wake = io->combine_wake;
+            pthread_mutex_unlock(&io->lock);
+            /* relaxed: statistics. */
+            atomic_fetch_add_explicit(&io->n_direct, 1, memory_order_relaxed);
+            if (wake) {
+                atomic_fetch_add_explicit(&io->n_direct_wakes, 1, memory_order_relaxed);
+                ev_async_send(io->loop, &io->wake);
+            }
+            return;
+        }
+        pthread_mutex_unlock(&io->lock);
+    }
+    /* The loop is awake (or stopping) and holds the queue, unless we took it from idle. */
+    if (owes)
+        ev_async_send(io->loop, &io->wake);
+}
+
+void bc_io_cancel_flush(bc_io_t *io, bc_io_flush_t *f)
+{
+    if (!f->queued)
+        return;
+    for (bc_io_flush_t **pp = &io->flush_head; *pp; pp = &(*pp)->next)
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    f->next = NULL;
+    f->queued = false;
+}
+
+void bc_io_task_clean(bc_io_t *io)
+{
+    io->task_clean = true;
+}
+
+void bc_io_need_wake(bc_io_t *io)
+{
+    io->combine_wake = true;
+}
+
+void bc_io_defer_flush(bc_io_t *io, bc_io_flush_t *f)
+{
+    /* Outside run_tasks (a watcher's callback) the write watcher that hiredis started does it,
+     * and the list never outlives one batch of tasks. */
+    if (f->queued || !io->in_tasks)
+        return;
+    f->queued = true;
+    f->next = io->flush_head;
+    io->flush_head = f;
 }
 
 struct ev_loop *bc_io_loop(bc_io_t *io)
@@ -137,6 +289,13 @@ bc_timers_t *bc__io_timers(bc_io_t *io)
     return io->timers;
 }
 
+void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes)
+{
+    /* relaxed: statistics. */
+    *direct = atomic_load_explicit(&io->n_direct, memory_order_relaxed);
+    *wakes = atomic_load_explicit(&io->n_direct_wakes, memory_order_relaxed);
+}
+
 uint64_t bc__io_timers_pending(bc_io_t *io)
 {
     return io->timers ? bc__timers_pending(io->timers) : 0;
@@ -144,6 +303,8 @@ uint64_t bc__io_timers_pending(bc_io_t *io)
 
 bool bc_io_is_current(bc_io_t *io)
 {
+    if (tls_combining == io)
+        return true;
     /* acquire: owner is written before the flag is set. */
     return atomic_load_explicit(&io->on_thread_set, memory_order_acquire) &&
            pthread_equal(io->owner, pthread_self());
@@ -180,10 +341,14 @@ int bc__io_start(bc_runtime_t *rt)
     io->rt = rt;
     io->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
     io->spin_ns = (uint64_t)rt->io_spin_us * 1000u;
+    io->direct = rt->io_direct;
     if (io->loop == NULL) {
         free(io);
         return -ENOMEM;
     }
+    pthread_mutex_init(&io->lock, NULL);
+    ev_set_userdata(io->loop, io);
+    ev_set_loop_release_cb(io->loop, loop_release, loop_acquire);
     bc_mpscq_init(&io->tasks, 1);
     ev_async_init(&io->wake, on_wake);
     io->wake.data = io;
@@ -194,6 +359,7 @@ int bc__io_start(bc_runtime_t *rt)
     if (rc != 0) {
         bc__timers_destroy(io->timers);
         ev_loop_destroy(io->loop);
+        pthread_mutex_destroy(&io->lock);
         free(io);
         rt->io = NULL;
         return -rc;
@@ -216,11 +382,14 @@ void bc__io_stop(bc_runtime_t *rt)
     atomic_store_explicit(&io->on_thread_set, 0, memory_order_relaxed);
     io->owner = pthread_self();
     atomic_store_explicit(&io->on_thread_set, 1, memory_order_release);
+    pthread_mutex_lock(&io->lock);
     if (!bc_mpscq_is_idle(&io->tasks))
-        run_tasks(io, UINT32_MAX);
+        run_tasks(io, UINT32_MAX, false);
     bc__timers_destroy(io->timers);
     ev_async_stop(io->loop, &io->wake);
     ev_loop_destroy(io->loop);
+    pthread_mutex_unlock(&io->lock);
+    pthread_mutex_destroy(&io->lock);
     rt->io = NULL;
     free(io);
 }

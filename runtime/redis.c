@@ -96,7 +96,7 @@ void bc__redis_answer(bc_redis_t *r, bc__redis_req_t *req, bc_redis_status_t st,
         atomic_fetch_add_explicit(&r->n_lat[b], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->n_lat_ns, ns, memory_order_relaxed); /* idem */
     }
-    if (req->reply_to == NULL)
+    if (req->reply_to == NULL || (req->tag == BC_REDIS_TAG_QUIET && st == BC_REDIS_OK))
         return;
     size_t head = align8(sizeof(bc_redis_reply_msg_t));
     size_t rsz = (st == BC_REDIS_OK || st == BC_REDIS_ERROR) && reply ? bc_reply_size(reply) : 0;
@@ -158,7 +158,10 @@ static void submit(bc_redis_t *r, bc__redis_req_t *req, bc_actor_t *reply_to, ui
         return;
     }
     req->task.fn = on_req_task;
-    bc_io_post(r->rt, &req->task);
+    if (req->kind == BC__RK_USER || req->kind == BC__RK_EVALSHA)
+        bc_io_post_direct(r->rt, &req->task);
+    else
+        bc_io_post(r->rt, &req->task);
 }
 
 int bc_redis_cmd(bc_redis_t *r, bc_actor_t *reply_to, uint64_t tag, bc_redis_class_t cls, int argc,

@@ -58,6 +58,11 @@ typedef struct bc_redis_reply_msg {
     const bc_reply_t *reply; /* inside this message; NULL unless OK/ERROR */
 } bc_redis_reply_msg_t;
 
+/* Tag for a command whose success needs no answer: reply_to only picks the connection (so it
+ * stays in order with reply_to's other commands); only a failure is answered. Saves a message
+ * and a worker wake-up per command. */
+#define BC_REDIS_TAG_QUIET UINT64_MAX
+
 /* Submit one command from any thread. argv/argvlen (argvlen NULL: NUL-terminated strings)
  * are copied into one pooled block that travels to the I/O thread as a task: no other
  * allocation. The answer goes to reply_to (NULL: none wanted; a reference is held meanwhile)

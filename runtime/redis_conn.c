@@ -12,10 +12,15 @@
 
 #include <hiredis/adapters/libev.h>
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* A ready connection's deadline timer runs even while idle if the command timeout is at least
+ * this long (one wake-up per timeout while idle). */
+#define IDLE_TIMER_MIN_MS 100
 
 void bc__redis_breaker_log(void *arg, int level, const char *line)
 {
@@ -71,6 +76,20 @@ static void fifo_remove(bc__redis_conn_t *c, bc__redis_req_t *q)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
+/* Write what hiredis buffered for c now, instead of on the loop's next turn: the command leaves
+ * on the thread that ran the task (io.c, direct writes). A partial write or a dropped link
+ * leaves work that the loop must notice. */
+static void conn_flush(bc_io_t *io, bc_io_flush_t *f)
+{
+    bc__redis_conn_t *c = bc_container_of(f, bc__redis_conn_t, flush);
+    redisAsyncContext *ac = c->ac;
+    if (ac == NULL || !c->ready)
+        return;
+    redisAsyncHandleWrite(ac);
+    if (c->ac != ac || sdslen(ac->c.obuf) > 0)
+        bc_io_need_wake(io);
+}
+
 /* Put q on the wire of c (which has a context). On a refused send (context closing) the
  * caller's request is answered DISCONNECTED here. */
 static void conn_send(bc__redis_conn_t *c, bc__redis_req_t *q)
@@ -82,7 +101,14 @@ static void conn_send(bc__redis_conn_t *c, bc__redis_req_t *q)
         bc__redis_req_free(q);
         return;
     }
+    /* A ready connection's deadline timer always runs, and never later than this command's
+     * deadline (every deadline is now + the same timeout): nothing here needs the loop. */
+    bool timer_ok = c->ready && ev_is_active(&c->timer);
     fifo_push(c, q);
+    c->flush.fn = conn_flush;
+    bc_io_defer_flush(c->r->io, &c->flush);
+    if (timer_ok)
+        bc_io_task_clean(c->r->io);
 }
 
 static void send_internal(bc__redis_conn_t *c, int kind, int argc, const char **argv,
@@ -193,8 +219,8 @@ static void check_ready(bc__redis_conn_t *c)
         return;
     c->ready = true;
     ev_timer_stop(bc_io_loop(c->r->io), &c->timer);
-    if (c->head)
-        arm(c, c->head->deadline_ms);
+    if (c->head || c->r->conf.timeout_ms >= IDLE_TIMER_MIN_MS)
+        arm(c, c->head ? c->head->deadline_ms : bc_now_ms() + (uint64_t)c->r->conf.timeout_ms);
     if (++c->r->nready == c->r->nconns)
         on_all_ready(c->r);
 }
@@ -236,8 +262,14 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     bc__redis_req_t *q = c->head;
-    if (q == NULL)
+    if (q == NULL) {
+        /* Idle: keep running, so a command sent without the loop (io.c, direct writes) finds
+         * a timer that fires no later than its deadline. Not for very short timeouts, whose
+         * commands wake the loop instead (conn_send). */
+        if (r->conf.timeout_ms >= IDLE_TIMER_MIN_MS)
+            arm(c, bc_now_ms() + (uint64_t)r->conf.timeout_ms);
         return;
+    }
     if (q->deadline_ms > bc_now_ms()) {
         arm(c, q->deadline_ms);
         return;
@@ -444,5 +476,7 @@ void bc__redis_conn_shutdown(bc_redis_t *r)
     ev_timer_stop(loop, &r->retry);
     ev_timer_stop(loop, &r->clock);
     r->retry_armed = false;
+    for (int i = 0; i < r->nconns; i++)
+        bc_io_cancel_flush(r->io, &r->conns[i].flush); /* r may be freed once this returns */
     teardown_all(r);
 }

@@ -72,7 +72,9 @@ struct bc__redis_req_s {
 typedef struct bc__redis_conn_s {
     bc_redis_t *r;
     redisAsyncContext *ac;        /* I/O: NULL when down; dropped before hiredis frees it */
-    ev_timer timer;               /* I/O: connect timeout, then the oldest command's deadline */
+    ev_timer timer;               /* I/O: connect timeout, then (always running while ready)
+                                     the oldest command's deadline or one timeout from now */
+    bc_io_flush_t flush;          /* I/O: write now what the current tasks queued */
     bc__redis_req_t *head, *tail; /* I/O: in flight, in send order (= reply order) */
     uint64_t inflight;
     unsigned hs_pending; /* handshake replies still expected */

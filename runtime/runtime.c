@@ -35,6 +35,13 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         else
             bc_log(BC_LOG_WARN, "BC_IO_SPIN_US=\"%s\" ignored: expected 0..1000000", s);
     }
+    s = getenv("BC_IO_DIRECT");
+    if (s && *s) {
+        if (strcmp(s, "0") == 0)
+            o->io_direct = -1;
+        else if (strcmp(s, "1") != 0)
+            bc_log(BC_LOG_WARN, "BC_IO_DIRECT=\"%s\" ignored: expected 0 or 1", s);
+    }
 }
 
 static void runtime_free(bc_runtime_t *rt)
@@ -69,7 +76,8 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
             n = BC_MAX_WORKERS;
     }
     if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000 ||
-        opts->io_spin_us < -1 || opts->io_spin_us > 1000000)
+        opts->io_spin_us < -1 || opts->io_spin_us > 1000000 || opts->io_direct < -1 ||
+        opts->io_direct > 1)
         return -EINVAL;
     if (opts->deterministic)
         n = 1;
@@ -86,6 +94,7 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->io_spin_us = opts->io_spin_us < 0    ? 0
                      : opts->io_spin_us == 0 ? BC_DEFAULT_IO_SPIN_US
                                              : (unsigned)opts->io_spin_us;
+    rt->io_direct = opts->io_direct >= 0;
     rt->det = opts->deterministic != 0;
     rt->seed = opts->seed;
     bc_mpscq_init(&rt->inject, 0);
@@ -199,6 +208,8 @@ void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
         out->wakes += atomic_load_explicit(&w->n_wakes, memory_order_relaxed);
         out->steals += atomic_load_explicit(&w->n_steals, memory_order_relaxed);
     }
-    if (rt->io)
+    if (rt->io) {
         out->timers_pending = bc__io_timers_pending(rt->io);
+        bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes);
+    }
 }

@@ -16,12 +16,15 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#define IO_DEFER_TURNS 16 /* turns a worker may hold its Redis commands back (io.c) */
 
 _Thread_local bc_worker_t *bc__tls_worker;
 
@@ -389,9 +392,19 @@ static void *worker_main(void *arg)
     snprintf(name, sizeof name, "bc-worker-%u", w->index);
     pthread_setname_np(pthread_self(), name);
     bc__tls_worker = w;
+    /* Workers write to sockets too (io.c, direct writes): a peer that just died must fail the
+     * write with EPIPE, not kill the process with SIGPIPE (see io_main). */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
     for (;;) {
         bc_actor_t *a = next_actor(w);
+        if (a == NULL && w->io_pushed) {
+            w->io_deferred = 0;
+            bc__io_turn_end(w);
+        }
         if (a == NULL) {
             /* Spin a little: work often arrives within microseconds. At most half the workers
              * (at least one) spin at once, as in Go's scheduler: one spinner keeps wake-ups
@@ -421,7 +434,18 @@ static void *worker_main(void *arg)
         unsigned batch = rt->batch;
         if (rt->det)
             batch = 1 + (unsigned)(rng_next(&w->rng) % rt->batch);
-        if (bc__actor_run(w, a, batch)) {
+        bool again = bc__actor_run(w, a, batch);
+        /* Write what the turns queued for Redis (io.c, direct writes) once this worker has
+         * nothing else to run, or after IO_DEFER_TURNS turns: an actor made runnable here
+         * runs first (a woken coordinator before its ACK writes), and under load the commands
+         * of many turns leave in one write, as the I/O thread would batch them. */
+        if (w->io_pushed) {
+            if (++w->io_deferred >= IO_DEFER_TURNS || (w->runnext == NULL && rq_len(w) == 0)) {
+                w->io_deferred = 0;
+                bc__io_turn_end(w);
+            }
+        }
+        if (again) {
             if (rt->det)
                 bag_add(w, a);
             else

@@ -231,6 +231,118 @@ static void capture_stop(void)
 
 /* ---------------------------------------------------------------- tests */
 
+/* Direct writes (runtime/io.c): an actor that sends one command at a time, each after the
+ * previous reply, has its commands written by the worker at the end of its turn while the I/O
+ * thread sleeps. Every reply arrives, in order, with the right value, with direct writes on and
+ * off; on, they happen and are counted, off, never. Then Redis is paused
+ * and one command sent that way still times out: the loop's deadline timer covers it. */
+typedef struct {
+    bc_redis_t *r;
+    uint64_t n, next;
+    _Atomic uint64_t done, bad, timeouts;
+} pp_t;
+
+static void pp_send(pp_t *p, bc_actor_t *self)
+{
+    const char *argv[2] = {"INCR", "pp"};
+    assert_int_equal(bc_redis_cmd(p->r, self, p->next, BC_REDIS_CLASS_OTHER, 2, argv, NULL), 0);
+}
+
+static void pp_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
+{
+    pp_t *p = state;
+    if (msg->type == MSG_START) {
+        pp_send(p, self);
+    } else if (msg->type == BC_MSG_REDIS_REPLY) {
+        bc_redis_reply_msg_t *m = (bc_redis_reply_msg_t *)msg;
+        /* relaxed: counters read by the main thread after `done`. */
+        if (m->status == BC_REDIS_TIMEOUT)
+            atomic_fetch_add_explicit(&p->timeouts, 1, memory_order_relaxed);
+        else if (m->tag != p->next || m->status != BC_REDIS_OK || m->reply == NULL ||
+                 m->reply->type != BC_REPLY_INTEGER || m->reply->integer != (long long)p->next + 1)
+            atomic_fetch_add_explicit(&p->bad, 1, memory_order_relaxed);
+        p->next++;
+        /* release: pairs with the main thread's acquire. */
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+        if (p->next < p->n)
+            pp_send(p, self);
+    }
+}
+
+static void run_ping_pong(bc_test_redis_t *h, int direct)
+{
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 2;
+    o.io_direct = direct ? 1 : -1;
+    o.io_spin_us = -1; /* the I/O thread sleeps between replies: the worker finds it asleep */
+    bc_runtime_t *rt = NULL;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    bc_redis_conf_t conf;
+    conf_for(&conf, bc_test_redis_url(h));
+    bc_redis_t *r = NULL;
+    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+    assert_true(wait_connected(r, 10000));
+    redisReply *rep = bc_test_redis_cmd(h, "DEL pp");
+    freeReplyObject(rep);
+    pp_t p = {.r = r, .n = bc_test_scaled(3000, 500)};
+    bc_actor_t *a = bc_spawn(rt, pp_fn, &p);
+    assert_int_equal(bc_send(a, bc_msg_alloc(sizeof(bc_msg_t), MSG_START)), 0);
+    assert_true(wait_count(&p.done, p.n, 60000));
+    assert_int_equal(ld(&p.bad), 0);
+    assert_int_equal(ld(&p.timeouts), 0);
+    bc_runtime_stats_t rs;
+    bc_runtime_stats(rt, &rs);
+    if (direct) {
+        /* How many: timing (each time the loop is still busy the worker hands over). */
+        assert_true(rs.io_direct >= 1);
+        assert_true(rs.io_direct_wakes <= rs.io_direct);
+    } else {
+        assert_int_equal(rs.io_direct, 0);
+    }
+    bc_actor_release(a);
+    bc_redis_destroy(r);
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(&conf);
+}
+
+static void test_direct_writes(void **st)
+{
+    (void)st;
+    bc_test_redis_t *h = bc_test_redis_start(NULL);
+    run_ping_pong(h, 1);
+    run_ping_pong(h, 0);
+
+    /* A command written by a worker while Redis does not answer still times out. */
+    bc_runtime_t *rt = new_runtime();
+    bc_redis_conf_t conf;
+    conf_for(&conf, bc_test_redis_url(h));
+    conf.timeout_ms = 300;
+    bc_redis_t *r = NULL;
+    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+    assert_true(wait_connected(r, 10000));
+    bc_test_sleep_ms(700); /* the idle connection's deadline timer has fired and re-armed */
+    pp_t p = {.r = r, .n = 1};
+    bc_actor_t *a = bc_spawn(rt, pp_fn, &p);
+    redisReply *rep = bc_test_redis_cmd(h, "CLIENT PAUSE 2500");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    uint64_t t0 = bc_now_ms();
+    assert_int_equal(bc_send(a, bc_msg_alloc(sizeof(bc_msg_t), MSG_START)), 0);
+    assert_true(wait_count(&p.done, 1, 10000));
+    uint64_t took = bc_now_ms() - t0;
+    assert_int_equal(ld(&p.timeouts), 1);
+    assert_true(took < 2000); /* the pause would have answered it at 2.5 s */
+    bc_runtime_stats_t rs;
+    bc_runtime_stats(rt, &rs);
+    assert_true(rs.io_direct >= 1);
+    bc_actor_release(a);
+    bc_redis_destroy(r);
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(&conf);
+    bc_test_redis_free(h);
+}
+
 static void test_round_trip(void **st)
 {
     (void)st;
@@ -704,6 +816,7 @@ int main(void)
         cmocka_unit_test(test_auth),           cmocka_unit_test(test_noscript),
         cmocka_unit_test(test_time),           cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_runtime_closer), cmocka_unit_test(test_create_destroy_cycles),
+        cmocka_unit_test(test_direct_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
