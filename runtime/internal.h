@@ -81,7 +81,8 @@ typedef struct bc_worker_s {
     _Atomic uint64_t n_parks, n_wakes, n_steals;
     /* I/O tasks queued by this worker's current turn (bc_io_post_direct); io_owes: one of
      * them took the queue from idle, so the loop has not been told yet. */
-    bool io_pushed, io_owes;
+    unsigned io_pushed; /* how many */
+    bool io_owes;
     unsigned io_deferred; /* turns run since the first of those tasks was queued */
     /* Deterministic mode: the runnable set, picked from at random. */
     bc_actor_t **bag;

@@ -34,6 +34,7 @@
 
 #define IO_TASKS_PER_WAKE 4096
 #define IO_TASKS_PER_COMBINE 512 /* a worker's share before it hands the rest to the loop */
+#define IO_DIRECT_MAX_TASKS 64   /* a worker's own tasks beyond which it hands them over */
 #define IO_MAX_CLOSERS 16
 
 struct bc_io_s {
@@ -202,7 +203,7 @@ void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task)
         return;
     }
     task->node.flags = BC_MSGF_EMBEDDED;
-    w->io_pushed = true;
+    w->io_pushed++;
     if (bc_mpscq_push(&io->tasks, &task->node) == BC_MPSCQ_WOKE)
         w->io_owes = true; /* paid by bc__io_turn_end, or by the next bc_io_post */
 }
@@ -211,10 +212,15 @@ void bc__io_turn_end(bc_worker_t *w)
 {
     bc_io_t *io = w->rt->io;
     bool owes = w->io_owes;
-    w->io_pushed = w->io_owes = false;
+    unsigned pushed = w->io_pushed;
+    w->io_pushed = 0;
+    w->io_owes = false;
     if (bc_mpscq_is_idle(&io->tasks))
         return; /* somebody drained it already */
-    if (pthread_mutex_trylock(&io->lock) == 0) {
+    /* A bulk of commands (a heartbeat slice, a burst of ACKs) gains nothing from leaving a
+     * little sooner, and would hold the loop (and this worker) for long: the I/O thread takes
+     * it. */
+    if (pushed <= IO_DIRECT_MAX_TASKS && pthread_mutex_trylock(&io->lock) == 0) {
         if (!io->stop) {
             tls_combining = io;
             ev_now_update(io->loop); /* the loop's clock stopped when it went to sleep */
@@ -222,7 +228,8 @@ void bc__io_turn_end(bc_worker_t *w)
             run_tasks(io, IO_TASKS_PER_COMBINE, true);
             tls_combining = NULL;
             /* Whatever the tasks posted from here, this drain took or the wake below covers. */
-            w->io_pushed = w->io_owes = false;
+            w->io_pushed = 0;
+            w->io_owes = false;
             bool wake = io->combine_wake;
             pthread_mutex_unlock(&io->lock);
             /* relaxed: statistics. */
@@ -346,7 +353,13 @@ int bc__io_start(bc_runtime_t *rt)
         free(io);
         return -ENOMEM;
     }
-    pthread_mutex_init(&io->lock, NULL);
+    /* Adaptive: the I/O thread that finds a worker writing spins the few microseconds that
+     * takes instead of going to sleep on the mutex (a second wake-up on its path). */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&io->lock, &ma);
+    pthread_mutexattr_destroy(&ma);
     ev_set_userdata(io->loop, io);
     ev_set_loop_release_cb(io->loop, loop_release, loop_acquire);
     bc_mpscq_init(&io->tasks, 1);
