@@ -208,7 +208,7 @@ static void test_h3_h4_activity_timeout(void **state)
     set(&e, "coordinator:activity:test", "{}");
     set(&e, "coordinator:activity:bad-json", "{not json");
     set(&e, "blocking:heartbeat:junk-9", "{\"timestamp\":\"soon\"}"); /* no numeric time */
-    set(&e, "blocking:heartbeat:bad:id", "{}");                        /* not an id */
+    set(&e, "blocking:heartbeat:bad:id", "{}");                       /* not an id */
     assert_true(wait_gone(&e, "coordinator:activity:ghost-2", 10000));
     bc_hub_stats_t st;
     bc_hub_stats(e.hub, &st);
