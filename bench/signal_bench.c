@@ -1165,8 +1165,9 @@ static void usage(FILE *f)
           "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
           "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
           "  another thread during the measurement (compare with a run without it).\n"
-          "  The runtime reads BC_WORKERS, BC_IO_SPIN_US and BC_IO_DIRECT=0|1 (direct writes,\n"
-          "  docs/runtime.md): run the same binary with each to compare them.\n",
+          "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes) and\n"
+          "  BC_IO_POLL=0|1 (worker reads; docs/runtime.md): run the same binary with each to\n"
+          "  compare them.\n",
           f);
 }
 

@@ -91,10 +91,14 @@ typedef struct bc_runtime_opts_s {
     int io_direct;     /* 0 = default (on): a worker writes the Redis commands of an
                           actor turn itself while the I/O thread sleeps, instead of
                           waking it; -1 = always hand them to the I/O thread */
+    int io_poll;       /* 0 = default (on, with io_direct): a worker that is looking for
+                          work reads a ready Redis pub/sub socket itself, on a CPU that
+                          is already awake, instead of waiting for the I/O thread;
+                          -1 = only the I/O thread reads */
 } bc_runtime_opts_t;
 
 /* Fill `opts` with defaults (also read from the environment:
- * BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1). Always succeeds. */
+ * BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1, BC_IO_POLL=0|1). Always succeeds. */
 void bc_runtime_opts_init(bc_runtime_opts_t *opts);
 
 /* Create a runtime and start its worker threads and its I/O thread.
@@ -133,6 +137,7 @@ typedef struct bc_runtime_stats_s {
     uint64_t timers_pending;
     uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
     uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
+    uint64_t io_polled;       /* times a worker read a Redis pub/sub socket itself */
 } bc_runtime_stats_t;
 void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out);
 

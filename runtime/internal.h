@@ -98,6 +98,7 @@ struct bc_runtime_s {
     unsigned spin_us;
     unsigned io_spin_us; /* 0: the I/O thread never spins */
     bool io_direct;      /* workers write their Redis commands when the loop sleeps */
+    bool io_poll;        /* spinning workers read ready pub/sub sockets (io.c) */
     int det;
     uint64_t seed;
 
@@ -180,7 +181,24 @@ int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg)
  * -ENOENT. */
 int bc_io_remove_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
 uint64_t bc__io_timers_pending(bc_io_t *io);
-void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes);
+void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled);
+/* Worker reads (io.c): a socket that a worker looking for work may read itself, holding the
+ * loop, when it is ready; fn does what the loop's read watcher would (it runs under the loop,
+ * and calls bc_io_need_wake if it changed what the sleeping loop must notice). */
+typedef struct bc_io_poll_s bc_io_poll_t;
+struct bc_io_poll_s {
+    void (*fn)(bc_io_t *io, bc_io_poll_t *p);
+    int slot; /* -1: not watched (initialise so) */
+    int fd;
+};
+/* Watch fd for p (under the loop). 0, -EINVAL (worker reads off, or p watched already),
+ * -ENOSPC (all slots taken: the loop alone reads it) or an epoll_ctl errno. */
+int bc_io_poll_add(bc_io_t *io, bc_io_poll_t *p, int fd);
+/* Stop watching (under the loop, before fd is closed). No-op if p is not watched. */
+void bc_io_poll_del(bc_io_t *io, bc_io_poll_t *p);
+/* Workers looking for work: read the watched sockets that became ready, if the loop is free.
+ * True if something was read (actors it made runnable are on this worker). */
+bool bc__io_poll(bc_worker_t *w);
 
 /* timer.c (runs on the I/O thread) */
 typedef struct bc_timers_s bc_timers_t;

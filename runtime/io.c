@@ -22,6 +22,14 @@
  * loop afterwards; plain commands on a ready connection do not, since their
  * replies wake it anyway. If the mutex is busy, the worker wakes the loop as
  * before. BC_IO_DIRECT=0 (or io_direct = -1) turns this off.
+ *
+ * Key decision (worker reads): the subscriber's socket is also in an edge-triggered epoll set
+ * that a spinning worker checks (epoll_wait with a zero timeout) while it looks for work. When
+ * it is ready and the loop is free, the worker reads it itself, under the mutex, and runs the
+ * actors the messages woke. On a VM the I/O thread sleeps on a CPU that must first be woken
+ * (tens of microseconds); the spinning worker's CPU is already awake, as a blocking client's
+ * reader would be. What the worker does not read stays readable for the loop's own
+ * level-triggered watcher. BC_IO_POLL=0 (or io_poll = -1) turns this off.
  */
 #include "internal.h"
 
@@ -31,11 +39,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #define IO_TASKS_PER_WAKE 4096
 #define IO_TASKS_PER_COMBINE 512 /* a worker's share before it hands the rest to the loop */
 #define IO_DIRECT_MAX_TASKS 64   /* a worker's own tasks beyond which it hands them over */
 #define IO_MAX_CLOSERS 16
+#define IO_MAX_POLLS 8 /* sockets a spinning worker may read (io.c, "worker reads") */
 
 struct bc_io_s {
     bc_runtime_t *rt;
@@ -56,6 +67,16 @@ struct bc_io_s {
     uint64_t busy_at_ns; /* loop thread only: last iteration that had work */
     bool direct;         /* workers may drain tasks and write themselves */
     _Atomic uint64_t n_direct, n_direct_wakes; /* statistics */
+    /* Worker reads: an edge-triggered epoll set of the sockets a spinning worker may read
+     * itself. A slot's generation changes whenever it is reused, so an event that a worker
+     * collected without the loop can be checked against it once the worker has the loop. */
+    int pollfd;
+    _Atomic unsigned npolls; /* slots in use: a worker skips the syscall while 0 */
+    struct {
+        bc_io_poll_t *p;
+        uint32_t gen;
+    } polls[IO_MAX_POLLS];
+    _Atomic uint64_t n_polled; /* statistics: reads made by workers */
 
     /* Everything below, the loop and every watcher on it: under `lock`, which the I/O thread
      * holds except in epoll_wait, and a combining worker holds while it runs tasks. */
@@ -247,6 +268,85 @@ void bc__io_turn_end(bc_worker_t *w)
         ev_async_send(io->loop, &io->wake);
 }
 
+int bc_io_poll_add(bc_io_t *io, bc_io_poll_t *p, int fd)
+{
+    if (io->pollfd < 0 || p->slot >= 0 || fd < 0)
+        return -EINVAL;
+    for (unsigned i = 0; i < IO_MAX_POLLS; i++) {
+        if (io->polls[i].p != NULL)
+            continue;
+        uint32_t gen = ++io->polls[i].gen;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+                                 .data.u64 = (uint64_t)gen << 8 | (uint64_t)i};
+        if (epoll_ctl(io->pollfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            return -errno;
+        io->polls[i].p = p;
+        p->slot = (int)i;
+        p->fd = fd;
+        /* relaxed: a hint for spinning workers; the table itself is read under the loop. */
+        atomic_fetch_add_explicit(&io->npolls, 1, memory_order_relaxed);
+        return 0;
+    }
+    return -ENOSPC;
+}
+
+void bc_io_poll_del(bc_io_t *io, bc_io_poll_t *p)
+{
+    if (p->slot < 0)
+        return;
+    /* Before the socket is closed: an event already collected by a worker finds the slot's
+     * generation changed (or the slot empty) and is dropped. */
+    epoll_ctl(io->pollfd, EPOLL_CTL_DEL, p->fd, NULL);
+    io->polls[p->slot].p = NULL;
+    io->polls[p->slot].gen++;
+    p->slot = -1;
+    p->fd = -1;
+    /* relaxed: as in bc_io_poll_add. */
+    atomic_fetch_sub_explicit(&io->npolls, 1, memory_order_relaxed);
+}
+
+bool bc__io_poll(bc_worker_t *w)
+{
+    bc_io_t *io = w->rt->io;
+    /* relaxed: a hint; a socket added a moment ago is read by the loop anyway. */
+    if (io == NULL || atomic_load_explicit(&io->npolls, memory_order_relaxed) == 0)
+        return false;
+    struct epoll_event ev[IO_MAX_POLLS];
+    int n = epoll_wait(io->pollfd, ev, IO_MAX_POLLS, 0);
+    /* Edge-triggered: what this worker collected and cannot read now (the loop is held: the
+     * I/O thread is awake, or another worker writes) stays readable for the loop's own
+     * level-triggered watcher, which reads it. */
+    if (n <= 0 || pthread_mutex_trylock(&io->lock) != 0)
+        return false;
+    bool read = false;
+    if (!io->stop) {
+        tls_combining = io;
+        ev_now_update(io->loop);
+        io->combine_wake = false;
+        io->in_tasks = true; /* a flush queued by a callback runs below, not later */
+        for (int i = 0; i < n; i++) {
+            unsigned slot = (unsigned)(ev[i].data.u64 & 0xff);
+            uint32_t gen = (uint32_t)(ev[i].data.u64 >> 8);
+            if (slot < IO_MAX_POLLS && io->polls[slot].p && io->polls[slot].gen == gen) {
+                bc_io_poll_t *p = io->polls[slot].p;
+                p->fn(io, p);
+                read = true;
+            }
+        }
+        io->in_tasks = false;
+        flush_writes(io);
+        tls_combining = NULL;
+    }
+    bool wake = io->combine_wake;
+    pthread_mutex_unlock(&io->lock);
+    if (read)
+        /* relaxed: statistics. */
+        atomic_fetch_add_explicit(&io->n_polled, 1, memory_order_relaxed);
+    if (wake)
+        ev_async_send(io->loop, &io->wake);
+    return read;
+}
+
 void bc_io_cancel_flush(bc_io_t *io, bc_io_flush_t *f)
 {
     if (!f->queued)
@@ -296,11 +396,12 @@ bc_timers_t *bc__io_timers(bc_io_t *io)
     return io->timers;
 }
 
-void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes)
+void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled)
 {
     /* relaxed: statistics. */
     *direct = atomic_load_explicit(&io->n_direct, memory_order_relaxed);
     *wakes = atomic_load_explicit(&io->n_direct_wakes, memory_order_relaxed);
+    *polled = atomic_load_explicit(&io->n_polled, memory_order_relaxed);
 }
 
 uint64_t bc__io_timers_pending(bc_io_t *io)
@@ -353,6 +454,8 @@ int bc__io_start(bc_runtime_t *rt)
         free(io);
         return -ENOMEM;
     }
+    /* Worker reads need direct writes' locking; without an epoll set the loop reads alone. */
+    io->pollfd = io->direct && rt->io_poll ? epoll_create1(EPOLL_CLOEXEC) : -1;
     /* Adaptive: the I/O thread that finds a worker writing spins the few microseconds that
      * takes instead of going to sleep on the mutex (a second wake-up on its path). */
     pthread_mutexattr_t ma;
@@ -373,6 +476,8 @@ int bc__io_start(bc_runtime_t *rt)
         bc__timers_destroy(io->timers);
         ev_loop_destroy(io->loop);
         pthread_mutex_destroy(&io->lock);
+        if (io->pollfd >= 0)
+            close(io->pollfd);
         free(io);
         rt->io = NULL;
         return -rc;
@@ -403,6 +508,8 @@ void bc__io_stop(bc_runtime_t *rt)
     ev_loop_destroy(io->loop);
     pthread_mutex_unlock(&io->lock);
     pthread_mutex_destroy(&io->lock);
+    if (io->pollfd >= 0)
+        close(io->pollfd);
     rt->io = NULL;
     free(io);
 }

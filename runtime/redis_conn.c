@@ -122,6 +122,20 @@ static void send_internal(bc__redis_conn_t *c, int kind, int argc, const char **
 }
 
 /* Drop every context: pending callbacks then see c->ac != ac and only answer their caller. */
+/* A worker looking for work found the subscriber's socket ready (io.c, worker reads): read
+ * it as the loop's read watcher would. Pub/sub messages and subscribe confirmations only post
+ * to actors; anything else (the link dropped) tells the loop to look. */
+static void conn_poll(bc_io_t *io, bc_io_poll_t *p)
+{
+    bc__redis_conn_t *c = bc_container_of(p, bc__redis_conn_t, poll);
+    redisAsyncContext *ac = c->ac;
+    if (ac == NULL || !c->ready || !c->r->up)
+        return; /* still readable: the loop's level-triggered watcher reads it */
+    redisAsyncHandleRead(ac);
+    if (c->ac != ac || !c->ready || !c->r->up)
+        bc_io_need_wake(io);
+}
+
 static void teardown_all(bc_redis_t *r)
 {
     struct ev_loop *loop = bc_io_loop(r->io);
@@ -134,6 +148,7 @@ static void teardown_all(bc_redis_t *r)
     for (int i = 0; i < r->nconns; i++) {
         bc__redis_conn_t *c = &r->conns[i];
         redisAsyncContext *ac = c->ac;
+        bc_io_poll_del(r->io, &c->poll); /* before hiredis closes the socket */
         c->ac = NULL;
         c->connected = c->ready = false;
         c->hs_pending = 0;
@@ -218,6 +233,8 @@ static void check_ready(bc__redis_conn_t *c)
     if (c->ready || !c->connected || c->hs_pending > 0)
         return;
     c->ready = true;
+    if (c->sub)
+        bc_io_poll_add(c->r->io, &c->poll, c->ac->c.fd); /* -EINVAL when worker reads are off */
     ev_timer_stop(bc_io_loop(c->r->io), &c->timer);
     if (c->head || c->r->conf.timeout_ms >= IDLE_TIMER_MIN_MS)
         arm(c, c->head ? c->head->deadline_ms : bc_now_ms() + (uint64_t)c->r->conf.timeout_ms);
@@ -243,7 +260,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     bc__redis_conn_t *c = ac->data;
     if (c->ac != ac)
-        return;   /* we dropped it ourselves */
+        return; /* we dropped it ourselves */
+    bc_io_poll_del(c->r->io, &c->poll);
     c->ac = NULL; /* hiredis frees it after this callback */
     link_fail(c->r, false, BC_BREAKER_REASON_CONN_LOST,
               status == REDIS_OK || ac->errstr[0] == '\0' ? "Connection closed" : ac->errstr);
@@ -349,6 +367,9 @@ void bc__redis_conn_init(bc_redis_t *r)
     for (int i = 0; i < r->nconns; i++) {
         ev_timer_init(&r->conns[i].timer, on_conn_timer, 0.0, 0.0);
         r->conns[i].timer.data = &r->conns[i];
+        r->conns[i].poll.fn = conn_poll;
+        r->conns[i].poll.slot = -1;
+        r->conns[i].poll.fd = -1;
     }
 }
 

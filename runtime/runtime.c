@@ -42,6 +42,13 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         else if (strcmp(s, "1") != 0)
             bc_log(BC_LOG_WARN, "BC_IO_DIRECT=\"%s\" ignored: expected 0 or 1", s);
     }
+    s = getenv("BC_IO_POLL");
+    if (s && *s) {
+        if (strcmp(s, "0") == 0)
+            o->io_poll = -1;
+        else if (strcmp(s, "1") != 0)
+            bc_log(BC_LOG_WARN, "BC_IO_POLL=\"%s\" ignored: expected 0 or 1", s);
+    }
 }
 
 static void runtime_free(bc_runtime_t *rt)
@@ -77,7 +84,7 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     }
     if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000 ||
         opts->io_spin_us < -1 || opts->io_spin_us > 1000000 || opts->io_direct < -1 ||
-        opts->io_direct > 1)
+        opts->io_direct > 1 || opts->io_poll < -1 || opts->io_poll > 1)
         return -EINVAL;
     if (opts->deterministic)
         n = 1;
@@ -95,6 +102,7 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
                      : opts->io_spin_us == 0 ? BC_DEFAULT_IO_SPIN_US
                                              : (unsigned)opts->io_spin_us;
     rt->io_direct = opts->io_direct >= 0;
+    rt->io_poll = opts->io_poll >= 0;
     rt->det = opts->deterministic != 0;
     rt->seed = opts->seed;
     bc_mpscq_init(&rt->inject, 0);
@@ -187,8 +195,10 @@ void bc_runtime_destroy(bc_runtime_t *rt)
         if (bc_runtime_wait(rt, 20) == 0)
             break;
     }
-    bc__io_stop(rt);
+    /* Workers first: a spinning worker may still look at the I/O thread's sockets (io.c,
+     * worker reads). With every actor gone, nothing the I/O thread still does needs them. */
     bc__sched_stop(rt);
+    bc__io_stop(rt);
     /* Actors woken off the workers after they stopped: none can remain
      * (every actor is closed), but the queues own no memory either way. */
     runtime_free(rt);
@@ -210,6 +220,6 @@ void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
     }
     if (rt->io) {
         out->timers_pending = bc__io_timers_pending(rt->io);
-        bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes);
+        bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes, &out->io_polled);
     }
 }

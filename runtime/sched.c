@@ -415,9 +415,16 @@ static void *worker_main(void *arg)
             unsigned k = 0;
             if ((unsigned)prev >= max_spinning)
                 deadline = 0; /* one last look, then park */
+            /* A spinner also reads a Redis pub/sub socket that became ready (io.c, "worker
+             * reads"): this CPU is awake, the I/O thread's may have to be woken first. */
+            bool poll = deadline != 0 && rt->io_poll;
             while ((a = next_actor(w)) == NULL) {
-                if ((++k & 15) == 0 && bc_now_ns() > deadline)
-                    break;
+                if ((k++ & 15) == 0) {
+                    if (poll && bc__io_poll(w))
+                        continue;
+                    if (k > 1 && bc_now_ns() > deadline)
+                        break;
+                }
                 cpu_relax();
             }
             int left = atomic_fetch_sub_explicit(&rt->spinning, 1, memory_order_seq_cst) - 1;

@@ -36,5 +36,6 @@ check "bad BC_LOG_LEVEL"      2 "BC_LOG_LEVEL"                env BC_LOG_LEVEL=l
 check "bad BC_WORKERS warns"  0 'BC_WORKERS="lots" ignored'   env BC_WORKERS=lots "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_IO_SPIN_US warns" 0 'BC_IO_SPIN_US="-3" ignored: expected 0..1000000' env BC_IO_SPIN_US=-3 "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_IO_DIRECT warns" 0 'BC_IO_DIRECT="yes" ignored: expected 0 or 1' env BC_IO_DIRECT=yes "$bin" ring --actors 100 --tokens 2 --hops 100
+check "bad BC_IO_POLL warns" 0 'BC_IO_POLL="2" ignored: expected 0 or 1' env BC_IO_POLL=2 "$bin" ring --actors 100 --tokens 2 --hops 100
 check "small ring runs"       0 "hops counted                 20000" "$bin" ring --actors 1000 --tokens 10 --hops 2000 --workers 2
 exit $fail

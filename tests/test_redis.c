@@ -343,6 +343,119 @@ static void test_direct_writes(void **st)
     bc_test_redis_free(h);
 }
 
+/* Worker reads (runtime/io.c): an actor that publishes on a channel it subscribes to, one
+ * message at a time, each after the previous one arrived. With worker reads on, the worker
+ * that wrote the PUBLISH is still looking for work when the message comes back and reads the
+ * subscriber's socket itself; every message arrives once, in order, with worker reads on and
+ * off (off: never counted; direct writes off turns them off too). Then the subscriber's link is
+ * killed under the flow: the client reconnects, restores the subscription, and the flow goes
+ * on. */
+#define WR_SYNC_TAG 7u
+
+typedef struct {
+    bc_redis_t *r;
+    uint64_t n, next;
+    _Atomic uint64_t got, bad, ups;
+    _Atomic int synced;
+} wr_t;
+
+static void wr_publish(wr_t *p, bc_actor_t *self)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)p->next);
+    const char *argv[3] = {"PUBLISH", "wr:chan", v};
+    assert_int_equal(bc_redis_cmd(p->r, self, 0, BC_REDIS_CLASS_OTHER, 3, argv, NULL), 0);
+}
+
+static void wr_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
+{
+    wr_t *p = state;
+    if (msg->type == BC_MSG_REDIS_SYNC) {
+        /* release: pairs with the main thread's acquire. */
+        atomic_store_explicit(&p->synced, 1, memory_order_release);
+    } else if (msg->type == MSG_START || msg->type == BC_MSG_REDIS_UP) {
+        if (msg->type == BC_MSG_REDIS_UP)
+            atomic_fetch_add_explicit(&p->ups, 1, memory_order_release);
+        if (p->next < p->n)
+            wr_publish(p, self); /* again after a reconnect: the last one may be lost */
+    } else if (msg->type == BC_MSG_REDIS_PUBSUB) {
+        bc_redis_pubsub_msg_t *m = (bc_redis_pubsub_msg_t *)msg;
+        uint64_t v = strtoull(m->data + m->channel_len + 1, NULL, 10);
+        if (v + 1 == p->next)
+            return; /* the copy re-published after a reconnect also arrived */
+        if (strcmp(m->data, "wr:chan") != 0 || v != p->next)
+            /* relaxed: read by the main thread after `got`. */
+            atomic_fetch_add_explicit(&p->bad, 1, memory_order_relaxed);
+        p->next = v + 1;
+        /* release: pairs with the main thread's acquire. */
+        atomic_fetch_add_explicit(&p->got, 1, memory_order_release);
+        if (p->next < p->n)
+            wr_publish(p, self);
+    }
+}
+
+static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill)
+{
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 2;
+    o.io_direct = direct ? 1 : -1;
+    o.io_poll = poll ? 1 : -1;
+    o.io_spin_us = -1; /* the I/O thread sleeps between messages */
+    bc_runtime_t *rt = NULL;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    bc_redis_conf_t conf;
+    conf_for(&conf, bc_test_redis_url(h));
+    bc_redis_t *r = NULL;
+    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+    assert_true(wait_connected(r, 10000));
+    wr_t p = {.r = r, .n = bc_test_scaled(3000, 500)};
+    bc_actor_t *a = bc_spawn(rt, wr_fn, &p);
+    const char *ch = "wr:chan";
+    assert_int_equal(bc_redis_subscribe_sync(r, a, &ch, 1, WR_SYNC_TAG), 0);
+    for (int t = 0; t < 1000 && !atomic_load_explicit(&p.synced, memory_order_acquire); t++)
+        bc_test_sleep_ms(10);
+    assert_true(atomic_load_explicit(&p.synced, memory_order_acquire));
+    assert_int_equal(bc_redis_watch(r, a), 0);
+    assert_int_equal(bc_send(a, bc_msg_alloc(sizeof(bc_msg_t), MSG_START)), 0);
+    if (kill) {
+        assert_true(wait_count(&p.got, p.n / 3, 60000));
+        redisReply *rep = bc_test_redis_cmd(h, "CLIENT KILL TYPE pubsub");
+        assert_non_null(rep);
+        assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
+        assert_true(rep->integer >= 1);
+        freeReplyObject(rep);
+    }
+    assert_true(wait_count(&p.got, p.n, 60000));
+    assert_int_equal(ld(&p.bad), 0);
+    bc_runtime_stats_t rs;
+    bc_runtime_stats(rt, &rs);
+    fprintf(stderr, "worker reads (direct %d, poll %d%s): %llu of %llu messages read by workers\n",
+            direct, poll, kill ? ", link killed" : "", (unsigned long long)rs.io_polled,
+            (unsigned long long)p.n);
+    if (direct && poll)
+        assert_true(rs.io_polled >= 1); /* how many: timing */
+    else
+        assert_int_equal(rs.io_polled, 0);
+    if (kill)
+        assert_true(ld(&p.ups) >= 2); /* the first when watching began, then the reconnect */
+    bc_actor_release(a);
+    bc_redis_destroy(r);
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(&conf);
+}
+
+static void test_worker_reads(void **st)
+{
+    (void)st;
+    bc_test_redis_t *h = bc_test_redis_start(NULL);
+    run_worker_reads(h, 1, 1, false);
+    run_worker_reads(h, 1, 0, false);
+    run_worker_reads(h, 0, 1, false);
+    run_worker_reads(h, 1, 1, true);
+    bc_test_redis_free(h);
+}
+
 static void test_round_trip(void **st)
 {
     (void)st;
@@ -816,7 +929,7 @@ int main(void)
         cmocka_unit_test(test_auth),           cmocka_unit_test(test_noscript),
         cmocka_unit_test(test_time),           cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_runtime_closer), cmocka_unit_test(test_create_destroy_cycles),
-        cmocka_unit_test(test_direct_writes),
+        cmocka_unit_test(test_direct_writes),  cmocka_unit_test(test_worker_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
