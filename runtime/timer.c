@@ -138,7 +138,9 @@ static void on_start_task(bc_io_t *io, bc_io_task_t *task)
     bc_wheel_add(&ts->wheel, &t->wnode);
     atomic_fetch_add_explicit(&ts->pending, 1, memory_order_relaxed);
     if (t->wnode.deadline < ts->armed_at)
-        rearm(ts);
+        rearm(ts); /* the sleeping loop must see its new deadline */
+    else
+        bc_io_task_clean(io); /* the loop wakes for an earlier deadline, then re-arms */
 }
 
 static void on_cancel_task(bc_io_t *io, bc_io_task_t *task)
@@ -146,6 +148,7 @@ static void on_cancel_task(bc_io_t *io, bc_io_task_t *task)
     bc_timer_t *t = bc_container_of(task, bc_timer_t, cancel_task);
     io_disown(bc__io_timers(io), t);
     timer_release(t); /* the handle's reference, carried by this task */
+    bc_io_task_clean(io); /* at worst the loop wakes once for a deadline that is gone */
 }
 
 bc_timers_t *bc__timers_create(bc_io_t *io)
@@ -232,7 +235,9 @@ int bc_timer_start(bc_actor_t *to, uint32_t type, uint64_t delay_ms, uint64_t pe
     t->io_owned = false;
     if (out)
         *out = t;
-    bc_io_post(rt, &t->start_task);
+    /* Direct (io.c): a worker adds it at the end of the turn with the turn's Redis commands,
+     * and wakes the loop only if it must re-arm. The deadline is fixed above. */
+    bc_io_post_direct(rt, &t->start_task);
     return 0;
 }
 
@@ -243,7 +248,7 @@ int bc_timer_cancel(bc_timer_t *t)
     /* acq_rel: pairs with the dispatcher's fetch_or in tick_cancelled. */
     uint32_t prev = atomic_fetch_or_explicit(&t->state, T_CANCELLED, memory_order_acq_rel);
     /* The task carries the handle's reference and drops it on the I/O thread. */
-    bc_io_post(t->rt, &t->cancel_task);
+    bc_io_post_direct(t->rt, &t->cancel_task);
     return (prev & (T_CANCELLED | T_DELIVERED)) ? -EALREADY : 0;
 }
 

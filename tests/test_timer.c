@@ -161,7 +161,7 @@ static void test_cancel_before_firing(void **state)
 enum { MSG_START = 100, TYPE_TICK = 1, TYPE_DONE = 2 };
 
 typedef struct {
-    bc_timer_t *h;
+    _Atomic(bc_timer_t *) h; /* started by the test thread once MSG_START is running */
     int cancel_rc;
     int queued;   /* the tick was in the mailbox when we cancelled */
     int ticks;    /* must stay 0 */
@@ -174,17 +174,24 @@ static void inside_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
     inside_state_t *s = st;
     switch (msg->type) {
     case MSG_START: {
-        if (bc_timer_start(self, TYPE_TICK, 1, 0, &s->h) != 0)
-            break;
         /* Busy-wait (behaviours must not block, but this one spins on
-         * purpose) at least 30 ms and until the tick has reached our mailbox,
-         * with a generous bound. */
+         * purpose) at least 30 ms and until the test thread's timer has
+         * started and its tick reached our mailbox, with a generous bound. A
+         * timer started from a worker would only be armed after this turn
+         * (runtime/timer.c), so the test thread starts it. */
         uint64_t t0 = bc_now_ms();
+        bc_timer_t *h;
+        /* acquire: pairs with the test thread's release store. */
         while (bc_now_ms() < t0 + 30 ||
-               (bc_mpscq_maybe_empty(&self->mq) && bc_now_ms() < t0 + 5000)) {
+               (((h = atomic_load_explicit(&s->h, memory_order_acquire)) == NULL ||
+                 bc_mpscq_maybe_empty(&self->mq)) &&
+                bc_now_ms() < t0 + 5000)) {
         }
+        h = atomic_load_explicit(&s->h, memory_order_acquire);
+        if (h == NULL)
+            break;
         s->queued = !bc_mpscq_maybe_empty(&self->mq);
-        s->cancel_rc = bc_timer_cancel(s->h);
+        s->cancel_rc = bc_timer_cancel(h);
         s->start_rc = bc_timer_start(self, TYPE_DONE, 50, 0, NULL);
         break;
     }
@@ -212,8 +219,12 @@ static void test_cancel_inside_with_tick_queued(void **state)
     bc_actor_t *a = bc_spawn(rt, inside_behaviour, &s);
     assert_non_null(a);
     poke(a, MSG_START);
+    bc_timer_t *h = NULL;
+    assert_int_equal(bc_timer_start(a, TYPE_TICK, 1, 0, &h), 0);
+    /* release: the behaviour's acquire sees the handle. */
+    atomic_store_explicit(&s.h, h, memory_order_release);
     assert_int_equal(bc_runtime_wait(rt, WAIT_MS), 0);
-    assert_non_null(s.h);
+    assert_non_null(h);
     assert_int_equal(s.queued, 1);
     assert_int_equal(s.cancel_rc, 0);
     assert_int_equal(s.start_rc, 0);
