@@ -147,7 +147,7 @@ static void on_cancel_task(bc_io_t *io, bc_io_task_t *task)
 {
     bc_timer_t *t = bc_container_of(task, bc_timer_t, cancel_task);
     io_disown(bc__io_timers(io), t);
-    timer_release(t); /* the handle's reference, carried by this task */
+    timer_release(t);     /* the handle's reference, carried by this task */
     bc_io_task_clean(io); /* at worst the loop wakes once for a deadline that is gone */
 }
 
