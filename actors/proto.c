@@ -11,8 +11,13 @@
  * a per-thread scratch EVP_MD_CTX for each MAC: the shared states are only ever read, the
  * scratch context lives as long as its thread (pthread key destructor), so a MAC costs two
  * context copies and no other allocation, and many threads can share one bc_hmac_t.
+ *
+ * Signals on the hot path skip jansson: sig_fast.c recognises compact, canonical values whose
+ * general-path result is known without parsing (and payloads that are already compact), and
+ * declines everything else, so the jansson code below stays the one source of every decision
+ * that can go either way and of every error message.
  */
-#include "proto.h"
+#include "proto_impl.h"
 
 #include <errno.h>
 #include <float.h>
@@ -680,6 +685,18 @@ static void sign_signal(const bc_hmac_t *h, const char *sender, const char *rece
     mac(h, v, sizeof v / sizeof v[0], sig);
 }
 
+void bc__message_id(char *mid, const char *sender, const char *receiver, const char *type,
+                    uint64_t iteration, uint64_t timestamp)
+{
+    message_id(mid, sender, receiver, type, iteration, timestamp);
+}
+
+void bc__sign_signal(const bc_hmac_t *h, const char *sender, const char *receiver, const char *type,
+                     const char *ts, size_t tslen, char sig[65])
+{
+    sign_signal(h, sender, receiver, type, ts, tslen, sig);
+}
+
 int bc_sig_encode(const bc_hmac_t *h, uint64_t timestamp, const char *sender, const char *receiver,
                   uint64_t iteration, const char *type, const char *payload_json, char *buf,
                   size_t buflen, char *message_id_out, char *err, size_t errlen)
@@ -688,6 +705,7 @@ int bc_sig_encode(const bc_hmac_t *h, uint64_t timestamp, const char *sender, co
     wbuf_t w = {buf, buf ? buflen : 0, 0};
     json_error_t je;
     json_t *pl = NULL;
+    const char *verbatim = NULL; /* payload text that put_json would write back unchanged */
     int rc;
 
     if (!h)
@@ -701,7 +719,9 @@ int bc_sig_encode(const bc_hmac_t *h, uint64_t timestamp, const char *sender, co
         return fail(-EINVAL, err, errlen, "%s", bc_type_explain(type, ex, sizeof ex));
     if (timestamp == 0)
         return fail(-EINVAL, err, errlen, "signal timestamp is 0 (must be > 0)");
-    if (payload_json) {
+    if (payload_json && bc__json_canon_object(payload_json, strlen(payload_json)))
+        verbatim = payload_json; /* already compact: skip the parse and re-emission */
+    else if (payload_json) {
         pl = json_loads(payload_json, JFLAGS, &je);
         if (!pl)
             return fail(-EINVAL, err, errlen, "payload is not valid JSON: %s (line %d, column %d)",
@@ -729,6 +749,9 @@ int bc_sig_encode(const bc_hmac_t *h, uint64_t timestamp, const char *sender, co
         puts_(&w, ",\"payload\":");
         put_json(&w, pl);
         json_decref(pl);
+    } else if (verbatim) {
+        puts_(&w, ",\"payload\":");
+        puts_(&w, verbatim);
     }
     puts_(&w, ",\"messageId\":\"");
     puts_(&w, mid);
@@ -798,6 +821,22 @@ static char *dump(const json_t *v)
 
 int bc_sig_decode(const bc_hmac_t *h, const char *json, size_t len, const char *key_receiver,
                   int require_signature, bc_sig_fields_t *out, const char **why)
+{
+    if (!out)
+        return bc__sig_decode_general(h, json, len, key_receiver, require_signature, out, why);
+    memset(out, 0, sizeof *out);
+    /* The fast path only succeeds where its result is the general one; else it declines. */
+    if (bc__sig_decode_fast(h, json, len, key_receiver, require_signature, out)) {
+        if (why)
+            *why = NULL;
+        return 0;
+    }
+    return bc__sig_decode_general(h, json, len, key_receiver, require_signature, out, why);
+}
+
+int bc__sig_decode_general(const bc_hmac_t *h, const char *json, size_t len,
+                           const char *key_receiver, int require_signature, bc_sig_fields_t *out,
+                           const char **why)
 {
     char ts[NUM_MAX], sig[65];
     const json_t *v, *tsv, *pl;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "proto.h"
+#include "proto_impl.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -1144,6 +1144,476 @@ static void test_garbage(void **state)
     bc_hmac_destroy(h);
 }
 
+/* ------------------------------------------------------------------ fast path */
+
+/* The fast path (actors/sig_fast.c) may only ever succeed, and only with the general
+ * decoder's exact result. These tests decode a corpus of values and mechanical mutations of
+ * them both ways and require identical outputs, and check that the common shapes really do
+ * take the fast path (otherwise the equivalence would hold vacuously). */
+
+#define NODE_EXAMPLE                                                                               \
+    "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","            \
+    "\"iteration\":1,\"type\":\"completion\",\"payload\":{\"status\":\"all-complete\"},"           \
+    "\"messageId\":\"coord-a:coord-b:completion:1:1760000000000\",\"signature\":"                  \
+    "\"" V_COMPLETION "\"}"
+#define TUTORIAL_UNSIGNED                                                                          \
+    "{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\",\"timestamp\":"        \
+    "1760000000000}"
+/* The unsigned Node shape around a payload text (printf format). */
+#define NODE_BODY                                                                                  \
+    "{\"timestamp\":1760000000000,\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","            \
+    "\"iteration\":1,\"type\":\"completion\",\"payload\":%s,"                                      \
+    "\"messageId\":\"coord-a:coord-b:completion:1:1760000000000\"}"
+
+/* Payloads put_json writes back unchanged (the fast path takes them verbatim). */
+static const char *const canon_payloads[] = {
+    "{}",
+    "{\"t\":1234567890123,\"seq\":42}",
+    "{\"status\":\"all-complete\"}",
+    "{\"a\":{\"b\":[1,[2,{\"c\":null}],{}],\"d\":[]},\"e\":\"x y\",\"\":0}",
+    "{\"s\":\"hello world\",\"p\":\"~!@#$%^&*()[]{}:,/'<>?`|\",\"del\":\"\x7f\"}",
+    "{\"n\":-5,\"m\":-123456789012345,\"z\":0,\"big\":999999999999999}",
+    "{\"t\":true,\"f\":false,\"z\":null,\"l\":[true,false,null]}",
+    "{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,"
+    "\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15}",
+    "{\"a\":{\"a\":1},\"b\":{\"a\":2}}",
+};
+
+/* Payloads the fast path declines: the general path parses and re-emits them. */
+static const char *const other_payloads[] = {
+    "{\"a\": 1}",
+    " {}",
+    "{}\n",
+    "{\"s\":\"a\\nb\"}",
+    "{\"s\":\"\\u00e9\"}",
+    "{\"s\":\"a\\/b\"}",
+    "{\"s\":\"caf\xc3\xa9\"}",
+    "{\"x\":1.0}",
+    "{\"x\":2e3}",
+    "{\"x\":-0}",
+    "{\"x\":0123}",
+    "{\"x\":1234567890123456}",
+    "{\"x\":0.92}",
+    "{\"a\":1,\"a\":2}",
+    "{\"o\":{\"k\":1,\"k\":2}}",
+    "{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9\":9,"
+    "\"ka\":10,\"kb\":11,\"kc\":12,\"kd\":13,\"ke\":14,\"kf\":15,\"kg\":16}",
+};
+
+/* Write into buf a payload nested depth levels deep: objects, with arrays in the middle when
+ * arr is set. Returns its length. */
+static size_t nested(char *buf, int depth, int arr)
+{
+    size_t n = 0;
+    int i;
+
+    for (i = 1; i < depth; i++)
+        n += (size_t)sprintf(buf + n, arr && i > 1 && i % 2 ? "[" : "{\"a\":");
+    n += (size_t)sprintf(buf + n, depth > 1 && arr && depth % 2 ? "[]" : "{}");
+    for (i = depth - 1; i >= 1; i--)
+        buf[n++] = arr && i > 1 && i % 2 ? ']' : '}';
+    buf[n] = '\0';
+    return n;
+}
+
+typedef struct eqstat {
+    size_t cases, fast; /* inputs compared; of them, taken by the fast path */
+} eqstat_t;
+
+static int same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* 1 iff a and b hold the same decoded signal (payload by content). */
+static int same_fields(const bc_sig_fields_t *a, const bc_sig_fields_t *b)
+{
+    return a->timestamp == b->timestamp && a->iteration == b->iteration &&
+           memcmp(a->sender, b->sender, sizeof a->sender) == 0 &&
+           memcmp(a->receiver, b->receiver, sizeof a->receiver) == 0 &&
+           memcmp(a->type, b->type, sizeof a->type) == 0 &&
+           memcmp(a->message_id, b->message_id, sizeof a->message_id) == 0 &&
+           same_str(a->payload, b->payload) && a->signature == b->signature;
+}
+
+/* Decode json[0..n) with bc_sig_decode and with the general decoder alone, and fail (showing
+ * the input) unless the return codes, messages and every field are the same. */
+static void same_decode(eqstat_t *st, const bc_hmac_t *h, const char *json, size_t n,
+                        const char *key, int req)
+{
+    bc_sig_fields_t a, b, c;
+    const char *wa = "unset", *wb = "unset";
+    char *copy = malloc(n ? n : 1); /* exact size: ASan sees any read past the end */
+    int ra, rb, fast, ok;
+
+    assert_non_null(copy);
+    memcpy(copy, json, n);
+    ra = bc_sig_decode(h, copy, n, key, req, &a, &wa);
+    rb = bc__sig_decode_general(h, copy, n, key, req, &b, &wb);
+    fast = bc__sig_decode_fast(h, copy, n, key, req, &c);
+    ok = ra == rb && same_str(wa, wb) && same_fields(&a, &b);
+    if (fast) {
+        ok = ok && rb == 0 && same_fields(&c, &b);
+        bc_sig_fields_clear(&c);
+        st->fast++;
+    }
+    st->cases++;
+    if (!ok) {
+        print_error("fast/general mismatch (key %s, require %d) on %zu bytes: %.*s\n"
+                    "  bc_sig_decode %d (%s), general %d (%s), fast %d\n",
+                    key ? key : "NULL", req, n, (int)n, copy, ra, wa ? wa : "NULL", rb,
+                    wb ? wb : "NULL", fast);
+        fail();
+    }
+    bc_sig_fields_clear(&a);
+    bc_sig_fields_clear(&b);
+    free(copy);
+}
+
+/* Value spans [v[i][0], v[i][1]) of the top-level members of object text s. Returns the
+ * number of members (at most max). */
+static int top_values(const char *s, size_t v[][2], int max)
+{
+    int depth = 0, in_str = 0, n = 0;
+    size_t i;
+
+    for (i = 0; s[i]; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\' && s[i + 1])
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"')
+            in_str = 1;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && depth-- == 1 && n)
+            v[n - 1][1] = i;
+        else if (c == ':' && depth == 1 && n < max)
+            v[n++][0] = i + 1;
+        else if (c == ',' && depth == 1 && n)
+            v[n - 1][1] = i;
+    }
+    return n;
+}
+
+/* base and its mutations, each decoded both ways with (h, key, req). */
+static void mutate_all(eqstat_t *st, const bc_hmac_t *h, const char *base, const char *key, int req)
+{
+    static const char bytes[] = {'"', '\\', '{', '}', ',', ':',        '0',
+                                 '9', '-',  '.', 'e', 'x', (char)0x80, 0x01};
+    size_t n = strlen(base), i, k, v[16][2];
+    char *m = malloc(2 * n + 8);
+    int cnt, j;
+
+    assert_non_null(m);
+    same_decode(st, h, base, n, key, req);
+    for (i = 0; i < n; i++) {
+        same_decode(st, h, base, i, key, req); /* truncated to i bytes */
+        memcpy(m, base, i);                    /* byte i deleted */
+        memcpy(m + i, base + i + 1, n - i - 1);
+        same_decode(st, h, m, n - 1, key, req);
+        memcpy(m, base, n);
+        for (k = 0; k < sizeof bytes; k++) { /* byte i replaced */
+            if (base[i] == bytes[k])
+                continue;
+            m[i] = bytes[k];
+            same_decode(st, h, m, n, key, req);
+        }
+    }
+    for (i = 0; i <= n; i++) { /* a space inserted before byte i */
+        memcpy(m, base, i);
+        m[i] = ' ';
+        memcpy(m + i + 1, base + i, n - i);
+        same_decode(st, h, m, n + 1, key, req);
+    }
+    cnt = top_values(base, v, 16);
+    if (cnt > 0) { /* the first member twice */
+        size_t first = v[0][1] - 1;
+        m[0] = '{';
+        memcpy(m + 1, base + 1, first);
+        m[1 + first] = ',';
+        memcpy(m + 2 + first, base + 1, n - 1);
+        same_decode(st, h, m, n + first + 1, key, req);
+    }
+    for (j = 0; j < cnt; j++) { /* one member's value replaced by null */
+        size_t a = v[j][0], b = v[j][1];
+        memcpy(m, base, a);
+        memcpy(m + a, "null", 4);
+        memcpy(m + a + 4, base + b, n - b);
+        same_decode(st, h, m, a + 4 + n - b, key, req);
+    }
+    free(m);
+}
+
+/* bc_sig_encode of a coord-a -> coord-b signal into buf; asserts success. */
+static size_t enc(const bc_hmac_t *h, uint64_t it, const char *type, const char *pl, char *buf,
+                  size_t len)
+{
+    char err[256];
+    int n = bc_sig_encode(h, 1760000000000ULL + it, "coord-a", "coord-b", it, type, pl, buf, len,
+                          NULL, err, sizeof err);
+
+    if (n <= 0)
+        print_error("encode failed for payload %s: %s\n", pl ? pl : "NULL", err);
+    assert_true(n > 0);
+    return (size_t)n;
+}
+
+static void test_json_canon(void **state)
+{
+    static const char *const no[] = {
+        "",
+        "[]",
+        "{",
+        "{}}",
+        "{} ",
+        " {}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\":1,}",
+        "{,}",
+        "{\"a\":tru}",
+        "{\"a\":-}",
+        "{\"a\":01}",
+        "{\"a\":-0}",
+        "{\"a\":1.5}",
+        "{\"a\":1e3}",
+        "{\"a\":1E3}",
+        "{a:1}",
+        "{'a':1}",
+        "{\"a\":+1}",
+        "{\"a\":[1,]}",
+        "{\"a\":[,1]}",
+        "{\"a\":\"\t\"}",
+        "{\"a\":\"\\\"\"}",
+        "{\"\xc3\xa9\":1}",
+        "{\"a\":1234567890123456}",
+        "{\"a\":[1 ]}",
+        "{\"a\":1}{}",
+        "{\"a\":nul}",
+        "{\"a\":\"x}",
+    };
+    char deep[128];
+    size_t i, n;
+
+    assert_true(bc__json_canon_object("{}", 2));
+    for (i = 0; i < sizeof canon_payloads / sizeof canon_payloads[0]; i++)
+        assert_true(bc__json_canon_object(canon_payloads[i], strlen(canon_payloads[i])));
+    for (i = 0; i < sizeof other_payloads / sizeof other_payloads[0]; i++)
+        assert_false(bc__json_canon_object(other_payloads[i], strlen(other_payloads[i])));
+    for (i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(bc__json_canon_object(no[i], strlen(no[i])));
+    assert_false(bc__json_canon_object(NULL, 0));
+    assert_false(bc__json_canon_object("{}", 1)); /* the length counts, not the NUL */
+    assert_true(bc__json_canon_object("{}x", 2));
+    n = nested(deep, 16, 0);
+    assert_true(bc__json_canon_object(deep, n));
+    n = nested(deep, 17, 0);
+    assert_false(bc__json_canon_object(deep, n));
+    n = nested(deep, 16, 1);
+    assert_true(bc__json_canon_object(deep, n));
+    n = nested(deep, 17, 1);
+    assert_false(bc__json_canon_object(deep, n));
+}
+
+static void test_sig_fast_taken(void **state)
+{
+    bc_hmac_t *h = mk(SECRET);
+    char buf[1024], body[512], spaced[512];
+    bc_sig_fields_t f;
+    size_t i, n;
+
+    /* the encoder's own output, signed: taken, with the payload text as is */
+    for (i = 0; i < sizeof canon_payloads / sizeof canon_payloads[0]; i++) {
+        n = enc(h, i, "completion", canon_payloads[i], buf, sizeof buf);
+        assert_int_equal(bc__sig_decode_fast(h, buf, n, "coord-b", 1, &f), 1);
+        assert_int_equal(f.signature, BC_SIG_VALID);
+        assert_string_equal(f.payload, canon_payloads[i]);
+        bc_sig_fields_clear(&f);
+    }
+    n = enc(h, 0, "wake", NULL, buf, sizeof buf);
+    assert_int_equal(bc__sig_decode_fast(h, buf, n, "coord-b", 1, &f), 1);
+    assert_null(f.payload);
+    bc_sig_fields_clear(&f);
+    /* the Node example, the unsigned Node shape (S1), the tutorial shape (S2, no key check) */
+    assert_int_equal(bc__sig_decode_fast(h, NODE_EXAMPLE, strlen(NODE_EXAMPLE), "coord-b", 1, &f),
+                     1);
+    assert_string_equal(f.message_id, "coord-a:coord-b:completion:1:1760000000000");
+    assert_int_equal(f.signature, BC_SIG_VALID);
+    bc_sig_fields_clear(&f);
+    assert_int_equal(bc__sig_decode_fast(h, S1_JSON, strlen(S1_JSON), "coord-b", 0, &f), 1);
+    assert_int_equal(f.signature, BC_SIG_NONE);
+    bc_sig_fields_clear(&f);
+    assert_int_equal(bc__sig_decode_fast(h, S2_JSON, strlen(S2_JSON), NULL, 1, &f), 1);
+    assert_string_equal(f.message_id, "coord-a:coord-b:wake:0:1760000000000");
+    bc_sig_fields_clear(&f);
+
+    /* declined: whitespace, escapes, duplicates, floats, nulls, unknown members, and every
+     * refusal (those the general path reports) */
+#define DECLINES(json, key, req)                                                                   \
+    assert_int_equal(bc__sig_decode_fast(h, json, strlen(json), key, req, &f), 0)
+    for (i = 0; i < sizeof other_payloads / sizeof other_payloads[0]; i++) {
+        snprintf(body, sizeof body, NODE_BODY, other_payloads[i]);
+        DECLINES(body, "coord-b", 0);
+    }
+    snprintf(spaced, sizeof spaced, "%s ", S2_JSON);
+    DECLINES(spaced, "coord-b", 0);
+    DECLINES("{\"senderId\": \"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+             "\"timestamp\":1}",
+             "coord-b", 0);
+    DECLINES("{\"senderId\":\"coord\\u002da\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+             "\"timestamp\":1}",
+             "coord-b", 0);
+    DECLINES("{\"senderId\":\"coord-a\",\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\","
+             "\"type\":\"wake\",\"timestamp\":1}",
+             "coord-b", 0);
+    DECLINES("{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+             "\"timestamp\":1.76e12}",
+             "coord-b", 0);
+    DECLINES("{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+             "\"timestamp\":1,\"iteration\":null}",
+             "coord-b", 0);
+    DECLINES("{\"senderId\":\"coord-a\",\"receiverId\":\"coord-b\",\"type\":\"wake\","
+             "\"timestamp\":1,\"extra\":1}",
+             "coord-b", 0);
+    DECLINES(S1_JSON, "coord-b", 1); /* unsigned, signature required */
+    DECLINES(S1_JSON, "coord-c", 0); /* another receiver's key */
+    assert_int_equal(
+        bc__sig_decode_fast(NULL, NODE_EXAMPLE, strlen(NODE_EXAMPLE), "coord-b", 0, &f),
+        0); /* no key to verify with */
+    {
+        bc_hmac_t *o = mk(OTHER);
+        assert_int_equal(bc__sig_decode_fast(o, NODE_EXAMPLE, strlen(NODE_EXAMPLE), NULL, 0, &f),
+                         0); /* bad signature */
+        bc_hmac_destroy(o);
+    }
+#undef DECLINES
+    bc_hmac_destroy(h);
+}
+
+static void test_sig_fast_equivalence(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER);
+    static const char *const keys[] = {"coord-b", NULL, "coord-x"};
+    char *bases[64], buf[1024], deep[128], body[1024];
+    size_t nb = 0, i, k;
+    eqstat_t st = {0, 0};
+    int req;
+
+#define ADD(s)                                                                                     \
+    do {                                                                                           \
+        assert_true(nb < sizeof bases / sizeof bases[0]);                                          \
+        bases[nb] = strdup(s);                                                                     \
+        assert_non_null(bases[nb++]);                                                              \
+    } while (0)
+    enc(h, 0, "wake", NULL, buf, sizeof buf);
+    ADD(buf);
+    for (i = 0; i < sizeof canon_payloads / sizeof canon_payloads[0]; i++) {
+        enc(h, i + 1, "completion", canon_payloads[i], buf, sizeof buf);
+        ADD(buf);
+    }
+    ADD(NODE_EXAMPLE);
+    ADD(S1_JSON);
+    ADD(S2_JSON);
+    ADD(TUTORIAL_UNSIGNED);
+    for (i = 0; i < sizeof other_payloads / sizeof other_payloads[0]; i++) {
+        snprintf(body, sizeof body, NODE_BODY, other_payloads[i]);
+        ADD(body);
+    }
+    for (i = 0; i < 4; i++) {
+        nested(deep, 16 + (int)(i & 1), (int)(i >> 1));
+        snprintf(body, sizeof body, NODE_BODY, deep);
+        ADD(body);
+    }
+    ADD("{\"timestamp\":1,\"senderId\":\"" ID64 "\",\"receiverId\":\"coord-b\",\"type\":"
+        "\"abcdefghijklmnopqrstuvwxyzabcdef\",\"iteration\":999999999999999}");
+    ADD("{\"timestamp\":1,\"senderId\":\"" ID64 "a\",\"receiverId\":\"coord-b\",\"type\":"
+        "\"abcdefghijklmnopqrstuvwxyzabcdefg\",\"iteration\":0}");
+    ADD("{\"type\":\"wake\",\"timestamp\":999999999999999,\"receiverId\":\"coord-b\","
+        "\"senderId\":\"a\",\"messageId\":\"m:1\",\"payload\":{\"\":\"\"}}");
+#undef ADD
+
+    /* each base under every key, strictness and HMAC key (right, other, none) */
+    for (i = 0; i < nb; i++)
+        for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            for (req = 0; req <= 1; req++) {
+                same_decode(&st, h, bases[i], strlen(bases[i]), keys[k], req);
+                same_decode(&st, o, bases[i], strlen(bases[i]), keys[k], req);
+                same_decode(&st, NULL, bases[i], strlen(bases[i]), keys[k], req);
+            }
+    /* and every mutation of each base */
+    for (i = 0; i < nb; i++) {
+        mutate_all(&st, h, bases[i], "coord-b", 0);
+        free(bases[i]);
+    }
+    print_message("fast path equivalence: %zu cases, %zu taken by the fast path\n", st.cases,
+                  st.fast);
+    /* the comparison is not vacuous: the fast path ran on a good share of them */
+    assert_true(st.fast > 1000);
+    bc_hmac_destroy(o);
+    bc_hmac_destroy(h);
+}
+
+/* bc_sig_encode's output for payload pl and for pl behind a space (which always takes the
+ * jansson path) must be the same; so must its return code, and for mutations of pl too. */
+static void same_encode(const bc_hmac_t *h, const char *pl, size_t n)
+{
+    char a[1024], b[1024], *spaced = malloc(n + 2);
+    int ra, rb;
+
+    assert_non_null(spaced);
+    spaced[0] = ' ';
+    memcpy(spaced + 1, pl, n);
+    spaced[n + 1] = '\0';
+    ra = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 3, "completion", spaced + 1, a,
+                       sizeof a, NULL, NULL, 0);
+    rb = bc_sig_encode(h, 1760000000000ULL, "coord-a", "coord-b", 3, "completion", spaced, b,
+                       sizeof b, NULL, NULL, 0);
+    if (ra != rb || (ra > 0 && strcmp(a, b) != 0)) {
+        print_error("encode mismatch for payload %s: %d %s / %d %s\n", spaced + 1, ra,
+                    ra > 0 ? a : "", rb, rb > 0 ? b : "");
+        fail();
+    }
+    free(spaced);
+}
+
+static void test_sig_fast_encode(void **state)
+{
+    static const char bytes[] = {'"', '\\', '{', '}', ',', ':', '0', '9', '-', '.', 'e', 'x', ' '};
+    bc_hmac_t *h = mk(SECRET);
+    char m[512], deep[128];
+    size_t i, j, k, n;
+
+    for (i = 0; i < sizeof other_payloads / sizeof other_payloads[0]; i++) {
+        assert_false(bc__json_canon_object(other_payloads[i], strlen(other_payloads[i])));
+        same_encode(h, other_payloads[i], strlen(other_payloads[i]));
+    }
+    n = nested(deep, 16, 1);
+    same_encode(h, deep, n);
+    n = nested(deep, 17, 1);
+    same_encode(h, deep, n);
+    for (i = 0; i < sizeof canon_payloads / sizeof canon_payloads[0]; i++) {
+        const char *p = canon_payloads[i];
+        n = strlen(p);
+        assert_true(bc__json_canon_object(p, n));
+        same_encode(h, p, n);
+        /* mutations: whatever the scanner accepts must be what jansson writes back */
+        for (j = 0; j < n; j++) {
+            memcpy(m, p, j);
+            memcpy(m + j, p + j + 1, n - j - 1);
+            same_encode(h, m, n - 1);
+            memcpy(m, p, n);
+            for (k = 0; k < sizeof bytes; k++) {
+                m[j] = bytes[k];
+                same_encode(h, m, n);
+            }
+        }
+    }
+    bc_hmac_destroy(h);
+}
+
 /* ------------------------------------------------------------------ threads and speed */
 
 #define NMSG 64
@@ -1241,16 +1711,30 @@ static void test_hmac_speed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_id_valid),          cmocka_unit_test(test_type_valid),
-        cmocka_unit_test(test_sigid_valid),       cmocka_unit_test(test_explain),
-        cmocka_unit_test(test_hmac_vectors),      cmocka_unit_test(test_hmac_create_errors),
-        cmocka_unit_test(test_sig_equal),         cmocka_unit_test(test_js_render),
-        cmocka_unit_test(test_sig_encode_exact),  cmocka_unit_test(test_sig_encode_payload),
-        cmocka_unit_test(test_sig_encode_errors), cmocka_unit_test(test_sig_decode_s1),
-        cmocka_unit_test(test_sig_decode_s2),     cmocka_unit_test(test_sig_decode_malformed),
-        cmocka_unit_test(test_sig_roundtrip),     cmocka_unit_test(test_ack_cases),
-        cmocka_unit_test(test_ack_encode),        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_hmac_threads),      cmocka_unit_test(test_hmac_speed),
+        cmocka_unit_test(test_id_valid),
+        cmocka_unit_test(test_type_valid),
+        cmocka_unit_test(test_sigid_valid),
+        cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_hmac_vectors),
+        cmocka_unit_test(test_hmac_create_errors),
+        cmocka_unit_test(test_sig_equal),
+        cmocka_unit_test(test_js_render),
+        cmocka_unit_test(test_sig_encode_exact),
+        cmocka_unit_test(test_sig_encode_payload),
+        cmocka_unit_test(test_sig_encode_errors),
+        cmocka_unit_test(test_sig_decode_s1),
+        cmocka_unit_test(test_sig_decode_s2),
+        cmocka_unit_test(test_sig_decode_malformed),
+        cmocka_unit_test(test_sig_roundtrip),
+        cmocka_unit_test(test_ack_cases),
+        cmocka_unit_test(test_ack_encode),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_hmac_threads),
+        cmocka_unit_test(test_hmac_speed),
+        cmocka_unit_test(test_json_canon),
+        cmocka_unit_test(test_sig_fast_taken),
+        cmocka_unit_test(test_sig_fast_equivalence),
+        cmocka_unit_test(test_sig_fast_encode),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
