@@ -23,6 +23,7 @@
  * only a wait still open after this long subscribes to the per-signal keys and reads them. */
 #define ACK_LATE_MS 20u
 #define SIGNAL_TTL "86400"
+#define ACK_TTL "3600"
 
 struct bc__ackwait_s {
     bc__ackwait_t *next;
@@ -577,6 +578,43 @@ static void on_wait_timer(bc_coord_t *c, bc_timer_tick_t *t)
     finish_wait(c, -ETIMEDOUT, NULL);
 }
 
+/* The ACK of a delivered signal (§3.1, §3.2): the per-signal key, the sender's ACK slot and the
+ * publish hint on the sender's channel. Written by the coordinator rather than the watcher that
+ * consumed the signal, after the continuation the signal resumed: the continuation runs
+ * without waiting for the ACK's encoding and commands, and the ACK still leaves in the same
+ * write (io.c, direct writes). Fire-and-forget: a failed write is the Redis layer's to count. */
+static void write_acks(bc_coord_t *c, const bc_signal_t *s)
+{
+    bc_hub_t *h = c->hub;
+    char ack[1024], slot[1024], sig[65];
+    uint64_t ts = bc__hub_stamp(h);
+    /* relaxed: an independent counter. */
+    uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
+    int n = bc_ack_encode(h->hmac, c->id, s->message_id, ts, it, s->type, c->phase, ack, sizeof ack,
+                          sig);
+    int ns = n > 0 ? bc_ack_slot_encode(s->sender, ts, c->id, s->message_id, sig, slot, sizeof slot)
+                   : -1;
+    if (n < 0 || ns < 0) {
+        bc_log(BC_LOG_ERROR, "%s: cannot encode the ACK of %s", c->id, s->message_id);
+        return;
+    }
+    char k1[BC_ID_MAX + BC_SIGID_MAX + 32], k2[BC_ID_MAX + 32], ch[BC_ID_MAX + 32];
+    snprintf(k1, sizeof k1, "blocking:ack:%s:%s", c->id, s->message_id);
+    snprintf(k2, sizeof k2, "blocking:ack:%s", s->sender);
+    snprintf(ch, sizeof ch, "blocking:notify:%s", s->sender);
+    const char *a1[] = {"SETEX", k1, ACK_TTL, ack};
+    size_t l1[] = {5, strlen(k1), 4, (size_t)n};
+    const char *a2[] = {"SETEX", k2, ACK_TTL, slot};
+    size_t l2[] = {5, strlen(k2), 4, (size_t)ns};
+    const char *a3[] = {"PUBLISH", ch, ack};
+    size_t l3[] = {7, strlen(ch), (size_t)n};
+    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a1, l1);
+    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a2, l2);
+    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 3, a3, l3);
+    /* relaxed: statistics. */
+    atomic_fetch_add_explicit(&h->n_acks_written, 1, memory_order_relaxed);
+}
+
 static void on_signal(bc_coord_t *c, bc_msg_t *msg)
 {
     bc__sig_msg_t *m = (bc__sig_msg_t *)msg;
@@ -587,8 +625,12 @@ static void on_signal(bc_coord_t *c, bc_msg_t *msg)
         emit(c, BC_EV_ACK_SENT, m->sig.sender, m->sig.message_id, &m->sig);
     if (c->waiting && type_matches(c->wait_types, m->sig.type)) {
         finish_wait(c, 0, &m->sig);
+        if (m->acked)
+            write_acks(c, &m->sig);
         return;
     }
+    if (m->acked)
+        write_acks(c, &m->sig);
     bc_msg_keep(msg);
     atomic_store_explicit(&msg->next, NULL, memory_order_relaxed); /* owner-only list */
     if (c->pend_tail)

@@ -105,7 +105,7 @@ _Static_assert(BC_ID_MAX <= UINT8_MAX, "id_len is a byte");
 typedef struct bc__sig_msg_s {
     bc_msg_t hdr;
     bc_signal_t sig; /* pointers into data */
-    bool acked;      /* the watcher wrote the ACK */
+    bool acked;      /* the coordinator must write the ACK (coord.c, write_acks) */
     char data[];
 } bc__sig_msg_t;
 

@@ -23,7 +23,6 @@
 #define SEEN_HORIZON_MS 60000u
 #define LPOP_COUNT "256"
 #define MARKER_TTL "86400"
-#define ACK_TTL "3600"
 #define MGET_BATCH 512
 #define REG_BATCH 170   /* coordinators per subscription request: 510 channels, one SUBSCRIBE */
 #define DRAINS_MAX 1024 /* drain rounds in flight before first reads and re-reads queue up */
@@ -391,49 +390,17 @@ static void on_ack_get(watcher_t *w, ack_get_t *g, const bc_redis_reply_msg_t *m
 
 /* ---------------------------------------------------------------- delivering */
 
-static bool write_acks(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f)
-{
-    bc_hub_t *h = w->h;
-    char ack[1024], slot[1024], sig[65];
-    uint64_t ts = bc__hub_stamp(h);
-    /* relaxed: an independent counter. */
-    uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
-    int n = bc_ack_encode(h->hmac, c->id, f->message_id, ts, it, f->type, c->phase, ack, sizeof ack,
-                          sig);
-    int ns = n > 0 ? bc_ack_slot_encode(f->sender, ts, c->id, f->message_id, sig, slot, sizeof slot)
-                   : -1;
-    if (n < 0 || ns < 0) {
-        bc_log(BC_LOG_ERROR, "%s: cannot encode the ACK of %s", c->id, f->message_id);
-        return false;
-    }
-    char k1[BC_ID_MAX + BC_SIGID_MAX + 32], k2[BC_ID_MAX + 32], ch[BC_ID_MAX + 32];
-    snprintf(k1, sizeof k1, "blocking:ack:%s:%s", c->id, f->message_id);
-    snprintf(k2, sizeof k2, "blocking:ack:%s", f->sender);
-    snprintf(ch, sizeof ch, "blocking:notify:%s", f->sender);
-    const char *a1[] = {"SETEX", k1, ACK_TTL, ack};
-    size_t l1[] = {5, strlen(k1), 4, (size_t)n};
-    const char *a2[] = {"SETEX", k2, ACK_TTL, slot};
-    size_t l2[] = {5, strlen(k2), 4, (size_t)ns};
-    const char *a3[] = {"PUBLISH", ch, ack};
-    size_t l3[] = {7, strlen(ch), (size_t)n};
-    cmd(w, 0, BC_REDIS_CLASS_ACK, 4, a1, l1);
-    cmd(w, 0, BC_REDIS_CLASS_ACK, 4, a2, l2);
-    cmd(w, 0, BC_REDIS_CLASS_ACK, 3, a3, l3);
-    count(&h->n_acks_written);
-    return true;
-}
-
 static void requeue(watcher_t *w, bc_coord_t *c, const bc_sig_fields_t *f);
 static void enqueue(bc_coord_t *c, pending_t *p);
 static void flush_deliveries(watcher_t *w, bc_coord_t *c);
 static void drain(watcher_t *w, bc_coord_t *c);
 static void pump_rereads(watcher_t *w);
 
-/* Accepted and claimed: ACK it, then wake the coordinator. */
+/* Accepted and claimed: wake the coordinator, which writes the ACK once its continuation has
+ * run (coord.c, write_acks), so the ACK's encoding and commands are not on the wake's path. */
 static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
 {
     bc_hub_t *h = w->h;
-    bool acked = write_acks(w, c, f);
     size_t ls = strlen(f->sender) + 1, lr = strlen(f->receiver) + 1, lt = strlen(f->type) + 1,
            lm = strlen(f->message_id) + 1, lp = f->payload ? strlen(f->payload) + 1 : 0;
     bc__sig_msg_t *m = bc_msg_alloc(sizeof *m + ls + lr + lt + lm + lp, BC__M_SIGNAL);
@@ -462,7 +429,7 @@ static void deliver(watcher_t *w, bc_coord_t *c, bc_sig_fields_t *f, bool fast)
     int64_t lat = (int64_t)bc_redis_now_ms(h->redis) - (int64_t)f->timestamp;
     m->sig.latency_s = (double)lat / 1000.0;
     bc__obs_signal_latency(h, f->type, m->sig.latency_s);
-    m->acked = acked;
+    m->acked = true;
     /* Counted before the hand-over, so a reader that has seen the coordinator act on the signal
      * also sees it counted; taken back if the coordinator stopped meanwhile. */
     count(&h->n_delivered);
