@@ -277,6 +277,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
                   char *signal_id, char *err, size_t errlen)
 {
     char why[160];
+    bc__coord_ack_due_flush();
     if (c == NULL || to == NULL || type == NULL) {
         bc__seterr(err, errlen, "bc_coord_send: NULL argument");
         return -EINVAL;
@@ -615,6 +616,23 @@ static void write_acks(bc_coord_t *c, const bc_signal_t *s)
     atomic_fetch_add_explicit(&h->n_acks_written, 1, memory_order_relaxed);
 }
 
+static void on_blocking_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg);
+
+/* The ACK that the continuation running on this thread owes (on_signal), or NULL. */
+static _Thread_local struct {
+    bc_coord_t *c;
+    const bc_signal_t *s;
+} tls_ack_due;
+
+void bc__coord_ack_due_flush(void)
+{
+    if (tls_ack_due.c == NULL)
+        return;
+    bc_coord_t *c = tls_ack_due.c;
+    tls_ack_due.c = NULL;
+    write_acks(c, tls_ack_due.s);
+}
+
 static void on_signal(bc_coord_t *c, bc_msg_t *msg)
 {
     bc__sig_msg_t *m = (bc__sig_msg_t *)msg;
@@ -624,9 +642,19 @@ static void on_signal(bc_coord_t *c, bc_msg_t *msg)
     if (m->acked)
         emit(c, BC_EV_ACK_SENT, m->sig.sender, m->sig.message_id, &m->sig);
     if (c->waiting && type_matches(c->wait_types, m->sig.type)) {
-        finish_wait(c, 0, &m->sig);
-        if (m->acked)
+        /* The ACK is written before acting on the signal (PROTOCOL §3.1) as far as Redis can
+         * tell: the continuation's first write (bc_coord_send, the work API, ...) queues the
+         * ACK ahead of itself, and otherwise it is queued once the continuation returns. A
+         * blocking wait hands the signal to another thread, which may act at once: its ACK
+         * is queued first. */
+        if (m->acked && c->wait_fn == on_blocking_signal) {
             write_acks(c, &m->sig);
+        } else if (m->acked) {
+            tls_ack_due.c = c;
+            tls_ack_due.s = &m->sig;
+        }
+        finish_wait(c, 0, &m->sig);
+        bc__coord_ack_due_flush();
         return;
     }
     if (m->acked)
@@ -947,6 +975,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
                    size_t errlen)
 {
     char why[160];
+    bc__coord_ack_due_flush();
     if (h == NULL || o == NULL) {
         bc__seterr(err, errlen, "bc_coord_spawn: NULL argument");
         return -EINVAL;
@@ -1019,6 +1048,7 @@ int bc_coord_spawn(bc_hub_t *h, const bc_coord_opts_t *o, bc_coord_t **out, char
 
 int bc_coord_post(bc_coord_t *c, void (*fn)(bc_coord_t *c, void *arg), void *arg)
 {
+    bc__coord_ack_due_flush(); /* whatever fn does comes after the ACK */
     if (c == NULL || fn == NULL)
         return -EINVAL;
     post_msg_t *m = bc_msg_alloc(sizeof *m, BC__M_POST);
@@ -1029,6 +1059,7 @@ int bc_coord_post(bc_coord_t *c, void (*fn)(bc_coord_t *c, void *arg), void *arg
 
 int bc_coord_stop(bc_coord_t *c)
 {
+    bc__coord_ack_due_flush();
     if (c == NULL)
         return -EINVAL;
     /* relaxed: the flag only short-circuits new waits; the stop message orders the rest. */

@@ -202,6 +202,9 @@ void bc__hub_set_mode(bc_hub_t *h, int mode, const char *reason);
 
 /* coord.c */
 bc_coord_t *bc__coord_retain(bc_coord_t *c);
+/* Queue the ACK that the signal continuation running on this thread still owes, if any: every
+ * API that writes to Redis calls it first, so the ACK precedes the continuation's writes. */
+void bc__coord_ack_due_flush(void);
 bool bc__coord_sends_done(bc_coord_t *c); /* no signal write unanswered (any thread) */
 void bc__coord_release(bc_coord_t *c);
 /* An operator's force-unblock: complete c's pending bc_coord_wait, if any, with -EINTR through

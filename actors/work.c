@@ -185,6 +185,7 @@ static json_t *parse_data(const char *text, char *err, size_t errlen)
 int bc_work_assign(bc_hub_t *h, const char *swarm, const char *owner, const char *work_id,
                    const char *data_json, bc_work_done_fn done, void *arg, char *err, size_t errlen)
 {
+    bc__coord_ack_due_flush();
     if (h == NULL) {
         bc__seterr(err, errlen, "bc_work_assign: NULL hub");
         return -EINVAL;
@@ -222,6 +223,7 @@ int bc_work_assign(bc_hub_t *h, const char *swarm, const char *owner, const char
 int bc_work_complete(bc_coord_t *c, const char *work_id, uint64_t epoch, bc_work_done_fn done,
                      void *arg, char *err, size_t errlen)
 {
+    bc__coord_ack_due_flush();
     if (c == NULL) {
         bc__seterr(err, errlen, "bc_work_complete: NULL coordinator");
         return -EINVAL;
@@ -417,6 +419,7 @@ static void list_reply(bc__op_t *op, const bc_redis_reply_msg_t *m)
 
 int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg)
 {
+    bc__coord_ack_due_flush();
     if (c == NULL || fn == NULL || c->swarm[0] == '\0')
         return -EINVAL;
     list_op_t *o = calloc(1, sizeof *o);
@@ -441,6 +444,7 @@ int bc_work_list(bc_coord_t *c, bc_work_list_fn fn, void *arg)
 
 int bc_coord_set_waiting_for(bc_coord_t *c, const char *const *ids, size_t n)
 {
+    bc__coord_ack_due_flush();
     if (c == NULL || (n > 0 && ids == NULL) || n > 1024)
         return -EINVAL;
     for (size_t i = 0; i < n; i++)
