@@ -1,9 +1,9 @@
 /* proto_impl.h - internals shared by actors/proto.c and actors/sig_fast.c (and the tests).
  *
- * Not part of the public API. The signal codec has two decoders: the general one in proto.c
- * (jansson, every accepted shape, every error message) and a fixed-shape fast path in
- * sig_fast.c that only ever succeeds on values whose result it can prove is byte-for-byte the
- * general one's, and otherwise declines so the general decoder runs.
+ * Not part of the public API. The signal codec has two decoders, and ACK verification two
+ * verifiers: the general one in proto.c (jansson, every accepted shape, every error message)
+ * and a fixed-shape fast path in sig_fast.c that only ever succeeds on values whose result it
+ * can prove is byte-for-byte the general one's, and otherwise declines so the general one runs.
  */
 #ifndef BC_PROTO_IMPL_H
 #define BC_PROTO_IMPL_H
@@ -20,6 +20,15 @@ void bc__message_id(char *mid, const char *sender, const char *receiver, const c
 /* HMAC of "<sender>:<receiver>:<type>:<ts[0..tslen)>" as 64 lowercase hex digits plus NUL. */
 void bc__sign_signal(const bc_hmac_t *h, const char *sender, const char *receiver, const char *type,
                      const char *ts, size_t tslen, char sig[65]);
+
+/* HMAC of "<acker>:<signal_id>:<ts[0..tslen)>:<it[0..itlen)>", the text an ACK signs, as 64
+ * lowercase hex digits plus NUL. */
+void bc__sign_ack(const bc_hmac_t *h, const char *acker, const char *signal_id, const char *ts,
+                  size_t tslen, const char *it, size_t itlen, char sig[65]);
+
+/* The jansson verifier behind bc_ack_verify: same contract as bc_ack_verify. */
+int bc__ack_verify_general(const bc_hmac_t *h, const char *json, size_t len, const char *key_acker,
+                           const char *key_signal_id, bc_ack_fields_t *out, const char **why);
 
 /* The jansson decoder behind bc_sig_decode: same contract as bc_sig_decode. */
 int bc__sig_decode_general(const bc_hmac_t *h, const char *json, size_t len,
@@ -44,5 +53,15 @@ int bc__json_canon_object(const char *p, size_t n);
  * valid or not; the caller then clears out and runs the general decoder. */
 int bc__sig_decode_fast(const bc_hmac_t *h, const char *json, size_t len, const char *key_receiver,
                         int require_signature, bc_sig_fields_t *out);
+
+/* Fast verify of the ACK shape bc_ack_encode writes: a compact object whose members are only
+ * coordinatorId, signalId, timestamp, iteration, status, signature (all required) and metadata,
+ * each at most once; strings plain, timestamp and iteration non-negative canonical integers,
+ * status "received", metadata accepted by bc__json_canon_object with signalType, if present, a
+ * string of at most BC_TYPE_MAX bytes. Returns 1 when the ACK verifies, with *out (if out is not
+ * NULL) filled exactly as bc__ack_verify_general fills it; 0 ("not handled", out untouched) for
+ * every other value, valid or not, and when h, a key or json is NULL or a key is too long. */
+int bc__ack_verify_fast(const bc_hmac_t *h, const char *json, size_t len, const char *key_acker,
+                        const char *key_signal_id, bc_ack_fields_t *out);
 
 #endif

@@ -1,4 +1,5 @@
-/* sig_fast.c - fixed-shape fast path for signal values (decode) and payloads (encode).
+/* sig_fast.c - fixed-shape fast paths for signal values (decode), payloads (encode) and ACK
+ * values (verify).
  *
  * Key design decision: the fast path never decides anything the general (jansson) path would
  * decide differently. It only ever *succeeds*, and only on text it can prove the general path
@@ -19,6 +20,12 @@
  *    key spans held on the stack) and the recursion.
  *
  * With that grammar no number is converted and nothing is allocated but the payload copy.
+ *
+ * ACKs follow the same rule with the same grammar, narrowed to what bc_ack_encode writes:
+ * timestamp and iteration as non-negative integers only (the general path also signs strings
+ * and other numbers, and derives the ACK time from them in its own way), status "received",
+ * and metadata.signalType, when there, as a string short enough for copy_str to take. out is
+ * written only on success, since the general path leaves it untouched when it refuses.
  */
 #include "proto_impl.h"
 
@@ -181,20 +188,21 @@ typedef struct span {
     size_t n;
 } span_t;
 
-/* Index of the field whose quoted name is k[0..n), or -1. */
-static int field_of(const char *k, size_t n)
+/* Index of the field of tab[0..cnt) whose quoted name is k[0..n), or -1. */
+static int field_of(const struct field *tab, int cnt, const char *k, size_t n)
 {
     int i;
 
-    for (i = 0; i < F_COUNT; i++)
-        if (fields[i].len == n && memcmp(fields[i].name, k, n) == 0)
+    for (i = 0; i < cnt; i++)
+        if (tab[i].len == n && memcmp(tab[i].name, k, n) == 0)
             return i;
     return -1;
 }
 
-/* Split the top-level object json[0..len) into v (one span per field, p NULL when absent).
- * Returns 0 unless it has only known members, each once, with values of their kind. */
-static int split(const char *json, size_t len, span_t v[F_COUNT])
+/* Split the top-level object json[0..len) into v (one span per field of tab[0..cnt), p NULL
+ * when absent). Returns 0 unless it has only known members, each once, with values of their
+ * kind. */
+static int split(const char *json, size_t len, const struct field *tab, int cnt, span_t *v)
 {
     const char *s = json, *end = json + len, *e;
     int f;
@@ -202,11 +210,11 @@ static int split(const char *json, size_t len, span_t v[F_COUNT])
     if (len < 2 || *s++ != '{')
         return 0;
     for (;;) {
-        if (!(e = scan_str(s, end)) || (f = field_of(s, (size_t)(e - s))) < 0 || v[f].p ||
+        if (!(e = scan_str(s, end)) || (f = field_of(tab, cnt, s, (size_t)(e - s))) < 0 || v[f].p ||
             e >= end || *e != ':')
             return 0;
         s = e + 1;
-        switch (fields[f].kind) {
+        switch (tab[f].kind) {
         case K_UINT:
             e = scan_int(s, end, 0);
             break;
@@ -218,8 +226,8 @@ static int split(const char *json, size_t len, span_t v[F_COUNT])
         }
         if (!e || e >= end)
             return 0;
-        v[f] = fields[f].kind == K_STR ? (span_t){s + 1, (size_t)(e - s) - 2}
-                                       : (span_t){s, (size_t)(e - s)};
+        v[f] = tab[f].kind == K_STR ? (span_t){s + 1, (size_t)(e - s) - 2}
+                                    : (span_t){s, (size_t)(e - s)};
         s = e + 1;
         if (*e == '}')
             return s == end;
@@ -259,7 +267,7 @@ int bc__sig_decode_fast(const bc_hmac_t *h, const char *json, size_t len, const 
     if (!json || !out)
         return 0;
     memset(out, 0, sizeof *out); /* the general path starts from a zeroed struct too */
-    if (!split(json, len, v) || !v[F_TS].p)
+    if (!split(json, len, fields, F_COUNT, v) || !v[F_TS].p)
         return 0;
     /* Values are canonical integers and escape-free strings: the text is the value. */
     out->timestamp = digits(v[F_TS]);
@@ -292,6 +300,94 @@ int bc__sig_decode_fast(const bc_hmac_t *h, const char *json, size_t len, const 
             return 0;
         memcpy(out->payload, v[F_PAYLOAD].p, v[F_PAYLOAD].n);
         out->payload[v[F_PAYLOAD].n] = '\0';
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ ACK verify */
+
+/* The members of an ACK. timestamp and iteration only as non-negative canonical integers, as
+ * bc_ack_encode writes them: the general path also takes strings and other numbers, whose
+ * rendering and ack_time() value are left to it. */
+enum { A_ACKER, A_SIGID, A_TS, A_ITER, A_STATUS, A_SIG, A_META, A_COUNT };
+
+static const struct field ack_fields[A_COUNT] = {
+    [A_ACKER] = {QUOTED("coordinatorId"), K_STR}, [A_SIGID] = {QUOTED("signalId"), K_STR},
+    [A_TS] = {QUOTED("timestamp"), K_UINT},       [A_ITER] = {QUOTED("iteration"), K_UINT},
+    [A_STATUS] = {QUOTED("status"), K_STR},       [A_SIG] = {QUOTED("signature"), K_STR},
+    [A_META] = {QUOTED("metadata"), K_OBJ},
+};
+
+/* 1 iff the string contents s are the n bytes c. */
+static int span_is(span_t s, const char *c, size_t n)
+{
+    return s.n == n && memcmp(s.p, c, n) == 0;
+}
+
+/* The value text of the member whose quoted name is k[0..n) in the canonical object o, into
+ * *val (p NULL when absent). Returns 0 if o does not scan, which cannot happen once split()
+ * has accepted it; checked anyway so that a mistake declines instead of reading garbage. */
+static int member_of(span_t o, const char *k, size_t n, span_t *val)
+{
+    const char *s = o.p + 1, *end = o.p + o.n, *key, *v;
+
+    val->p = NULL;
+    if (s < end && *s == '}')
+        return 1;
+    for (;;) {
+        key = s;
+        if (!(s = scan_str(s, end)) || s >= end || *s != ':')
+            return 0;
+        v = s + 1;
+        if (!(s = scan_value(v, end, 1)) || s >= end)
+            return 0;
+        /* the scan refused duplicate keys: this is the member json_object_get finds */
+        if ((size_t)(v - 1 - key) == n && memcmp(key, k, n) == 0)
+            *val = (span_t){v, (size_t)(s - v)};
+        if (*s == '}')
+            return 1;
+        if (*s++ != ',')
+            return 0;
+    }
+}
+
+int bc__ack_verify_fast(const bc_hmac_t *h, const char *json, size_t len, const char *key_acker,
+                        const char *key_signal_id, bc_ack_fields_t *out)
+{
+    span_t v[A_COUNT] = {{NULL, 0}}, type = {NULL, 0};
+    size_t na, ns;
+    char sig[65];
+    int i;
+
+    if (!h || !json || !key_acker || !key_signal_id)
+        return 0;
+    na = strnlen(key_acker, BC_ID_MAX + 1);
+    ns = strnlen(key_signal_id, BC_SIGID_MAX + 1);
+    if (na > BC_ID_MAX || ns > BC_SIGID_MAX || !split(json, len, ack_fields, A_COUNT, v))
+        return 0;
+    for (i = 0; i < A_META; i++) /* every member but metadata is required */
+        if (!v[i].p)
+            return 0;
+    if (!span_is(v[A_ACKER], key_acker, na) || !span_is(v[A_SIGID], key_signal_id, ns) ||
+        !span_is(v[A_STATUS], "received", 8))
+        return 0;
+    /* copy_str takes metadata.signalType only as a string shorter than the buffer; a plain
+     * string is its own value, anything else is left to the general path */
+    if (v[A_META].p && (!member_of(v[A_META], QUOTED("signalType"), &type) ||
+                        (type.p && (*type.p != '"' || type.n - 2 > BC_TYPE_MAX))))
+        return 0;
+    /* canonical integers are the text js_piece renders for their value */
+    bc__sign_ack(h, key_acker, key_signal_id, v[A_TS].p, v[A_TS].n, v[A_ITER].p, v[A_ITER].n, sig);
+    if (!bc_sig_equal(sig, v[A_SIG].p, v[A_SIG].n))
+        return 0;
+    /* only now: the general path leaves out untouched when it refuses */
+    if (out) {
+        memset(out, 0, sizeof *out);
+        memcpy(out->acker, key_acker, na);
+        memcpy(out->signal_id, key_signal_id, ns);
+        out->timestamp = digits(v[A_TS]);
+        if (type.p)
+            memcpy(out->signal_type, type.p + 1, type.n - 2);
     }
     return 1;
 }

@@ -1298,51 +1298,148 @@ static int top_values(const char *s, size_t v[][2], int max)
     return n;
 }
 
-/* base and its mutations, each decoded both ways with (h, key, req). */
-static void mutate_all(eqstat_t *st, const bc_hmac_t *h, const char *base, const char *key, int req)
+/* 1 iff a and b hold the same ACK fields, compared whole (also the bytes past each NUL, so
+ * that a field one side left untouched must be untouched on the other). */
+static int same_ack(const bc_ack_fields_t *a, const bc_ack_fields_t *b)
+{
+    return memcmp(a->acker, b->acker, sizeof a->acker) == 0 &&
+           memcmp(a->signal_id, b->signal_id, sizeof a->signal_id) == 0 &&
+           a->timestamp == b->timestamp &&
+           memcmp(a->signal_type, b->signal_type, sizeof a->signal_type) == 0;
+}
+
+/* Verify json[0..n) with bc_ack_verify and with the general verifier alone, outputs filled
+ * with the same junk first, and fail (showing the input) unless the return codes, messages
+ * and every field are the same; the fast path on its own must either succeed with the
+ * general result or decline leaving its output untouched. */
+static void same_ack_verify(eqstat_t *st, const bc_hmac_t *h, const char *json, size_t n,
+                            const char *acker, const char *sid)
+{
+    bc_ack_fields_t a, b, c, junk;
+    const char *wa = "unset", *wb = "unset";
+    char *copy = malloc(n ? n : 1); /* exact size: ASan sees any read past the end */
+    int ra, rb, rn, fast, ok;
+
+    assert_non_null(copy);
+    memcpy(copy, json, n);
+    memset(&junk, 0x5a, sizeof junk);
+    a = b = c = junk;
+    ra = bc_ack_verify(h, copy, n, acker, sid, &a, &wa);
+    rb = bc__ack_verify_general(h, copy, n, acker, sid, &b, &wb);
+    rn = bc_ack_verify(h, copy, n, acker, sid, NULL, NULL);
+    fast = bc__ack_verify_fast(h, copy, n, acker, sid, &c);
+    ok = ra == rb && rn == rb && same_str(wa, wb) && same_ack(&a, &b);
+    if (fast) {
+        ok = ok && rb == 0 && same_ack(&c, &b) && bc__ack_verify_fast(h, copy, n, acker, sid, NULL);
+        st->fast++;
+    } else
+        ok = ok && same_ack(&c, &junk);
+    st->cases++;
+    if (!ok) {
+        print_error("ACK fast/general mismatch (keys %s, %s) on %zu bytes: %.*s\n"
+                    "  bc_ack_verify %d (%s), general %d (%s), fast %d\n",
+                    acker ? acker : "NULL", sid ? sid : "NULL", n, (int)n, copy, ra,
+                    wa ? wa : "NULL", rb, wb ? wb : "NULL", fast);
+        fail();
+    }
+    free(copy);
+}
+
+/* What mutate_all compares each input with: a signal decode or an ACK verify. */
+typedef struct target {
+    eqstat_t *st;
+    const bc_hmac_t *h;
+    const char *key; /* key_receiver of a signal, key_acker of an ACK */
+    const char *sid; /* key_signal_id of an ACK */
+    int req;         /* require_signature of a signal */
+    int ack;
+} target_t;
+
+static void check(const target_t *t, const char *json, size_t n)
+{
+    if (t->ack)
+        same_ack_verify(t->st, t->h, json, n, t->key, t->sid);
+    else
+        same_decode(t->st, t->h, json, n, t->key, t->req);
+}
+
+/* base with the value text base[a..b) replaced by r[0..rn), checked. */
+static void check_replaced(const target_t *t, char *m, const char *base, size_t a, size_t b,
+                           const char *r, size_t rn)
+{
+    size_t n = strlen(base);
+
+    memcpy(m, base, a);
+    memcpy(m + a, r, rn);
+    memcpy(m + a + rn, base + b, n - b);
+    check(t, m, a + rn + n - b);
+}
+
+/* base and its mutations, each checked with t. */
+static void mutate_all(const target_t *t, const char *base)
 {
     static const char bytes[] = {'"', '\\', '{', '}', ',', ':',        '0',
                                  '9', '-',  '.', 'e', 'x', (char)0x80, 0x01};
+    /* values put in place of each member's: other types, and numbers jansson reads the same
+     * way as a canonical one but which are not written like one */
+    static const char *const values[] = {"null", "true",  "{}",  "[]",   "\"\"", "\"received\"",
+                                         "0",    "-0",    "1.0", "0123", "2e3",  "-1",
+                                         "1e3",  "\"0\"", "1E0", "0.0",  "\"2\""};
     size_t n = strlen(base), i, k, v[16][2];
-    char *m = malloc(2 * n + 8);
-    int cnt, j;
+    char *m = malloc(2 * n + 64), r[128];
+    int cnt, j, rn;
 
     assert_non_null(m);
-    same_decode(st, h, base, n, key, req);
+    check(t, base, n);
     for (i = 0; i < n; i++) {
-        same_decode(st, h, base, i, key, req); /* truncated to i bytes */
-        memcpy(m, base, i);                    /* byte i deleted */
+        check(t, base, i);  /* truncated to i bytes */
+        memcpy(m, base, i); /* byte i deleted */
         memcpy(m + i, base + i + 1, n - i - 1);
-        same_decode(st, h, m, n - 1, key, req);
+        check(t, m, n - 1);
         memcpy(m, base, n);
         for (k = 0; k < sizeof bytes; k++) { /* byte i replaced */
             if (base[i] == bytes[k])
                 continue;
             m[i] = bytes[k];
-            same_decode(st, h, m, n, key, req);
+            check(t, m, n);
         }
     }
     for (i = 0; i <= n; i++) { /* a space inserted before byte i */
         memcpy(m, base, i);
         m[i] = ' ';
         memcpy(m + i + 1, base + i, n - i);
-        same_decode(st, h, m, n + 1, key, req);
+        check(t, m, n + 1);
     }
     cnt = top_values(base, v, 16);
-    if (cnt > 0) { /* the first member twice */
-        size_t first = v[0][1] - 1;
-        m[0] = '{';
-        memcpy(m + 1, base + 1, first);
-        m[1 + first] = ',';
-        memcpy(m + 2 + first, base + 1, n - 1);
-        same_decode(st, h, m, n + first + 1, key, req);
-    }
-    for (j = 0; j < cnt; j++) { /* one member's value replaced by null */
-        size_t a = v[j][0], b = v[j][1];
-        memcpy(m, base, a);
-        memcpy(m + a, "null", 4);
-        memcpy(m + a + 4, base + b, n - b);
-        same_decode(st, h, m, a + 4 + n - b, key, req);
+    for (j = 0; j < cnt; j++) {
+        size_t a = v[j][0], b = v[j][1], start = j ? v[j - 1][1] + 1 : 1;
+        const char *val = base + a;
+        /* the member twice in a row: same value, so JSON.parse's last-wins changes nothing */
+        memcpy(m, base, b);
+        m[b] = ',';
+        memcpy(m + b + 1, base + start, b - start);
+        memcpy(m + 2 * b + 1 - start, base + b, n - b);
+        check(t, m, n + b - start + 1);
+        for (k = 0; k < sizeof values / sizeof values[0]; k++)
+            check_replaced(t, m, base, a, b, values[k], strlen(values[k]));
+        if (b - a > 64) /* long strings and objects: only the generic replacements */
+            continue;
+        if (*val == '-' || (*val >= '0' && *val <= '9')) {
+            /* the same number as a string, as a real, with an exponent, negated, zero-led */
+            static const char *const fmt[] = {"\"%.*s\"", "%.*s.0", "%.*se0", "-%.*s",
+                                              "0%.*s",    "%.*s.5", "%.*sE+0"};
+            for (k = 0; k < sizeof fmt / sizeof fmt[0]; k++) {
+                rn = snprintf(r, sizeof r, fmt[k], (int)(b - a), val);
+                check_replaced(t, m, base, a, b, r, (size_t)rn);
+            }
+        } else if (*val == '"' && b - a > 2) {
+            /* the same string with its first character escaped, then with "\/" in front */
+            rn = snprintf(r, sizeof r, "\"\\u%04x%.*s", (unsigned char)val[1], (int)(b - a - 2),
+                          val + 2);
+            check_replaced(t, m, base, a, b, r, (size_t)rn);
+            rn = snprintf(r, sizeof r, "\"\\/%.*s", (int)(b - a - 1), val + 1);
+            check_replaced(t, m, base, a, b, r, (size_t)rn);
+        }
     }
     free(m);
 }
@@ -1545,7 +1642,7 @@ static void test_sig_fast_equivalence(void **state)
             }
     /* and every mutation of each base */
     for (i = 0; i < nb; i++) {
-        mutate_all(&st, h, bases[i], "coord-b", 0);
+        mutate_all(&(target_t){&st, h, "coord-b", NULL, 0, 0}, bases[i]);
         free(bases[i]);
     }
     print_message("fast path equivalence: %zu cases, %zu taken by the fast path\n", st.cases,
@@ -1611,6 +1708,283 @@ static void test_sig_fast_encode(void **state)
             }
         }
     }
+    bc_hmac_destroy(h);
+}
+
+/* ------------------------------------------------------------------ ACK fast path */
+
+/* The §3.1 example of docs/protocol.md and the signalId it acknowledges. */
+#define V_ACK_B1_UP "F93AFE4623D71B048B2DBCF530BE0AA3B4A87911A2E84D0583B04B0E004EA2C1"
+#define DOC_ACK_SID "coord-a:coord-b:completion:1:1760000000000"
+#define DOC_ACK                                                                                    \
+    "{\"coordinatorId\":\"coord-b\",\"signalId\":\"" DOC_ACK_SID "\",\"timestamp\":"               \
+    "1760000000042,\"iteration\":0,\"status\":\"received\",\"signature\":"                         \
+    "\"f0e8a097ff55e150e3c2539eaa93c3a3be14fcda42223998128bcf2de2b59a0b\",\"metadata\":"           \
+    "{\"signalType\":\"completion\"}}"
+/* A §10.2 (Node) ACK around metadata and signature texts (printf format). */
+#define ACK_META                                                                                   \
+    "{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":1760000000000,"        \
+    "\"iteration\":2,\"status\":\"received\",\"signature\":\"%s\"%s}"
+
+/* An ACK value and the keys it is read under. */
+typedef struct ack_case {
+    char *json;
+    const char *acker, *sid;
+} ack_case_t;
+
+/* bc_ack_encode's ACK into buf; asserts success. */
+static size_t ack_enc(const bc_hmac_t *h, const char *acker, const char *sid, uint64_t ts,
+                      uint64_t it, const char *type, const char *phase, char *buf, size_t len)
+{
+    int n = bc_ack_encode(h, acker, sid, ts, it, type, phase, buf, len, NULL);
+
+    assert_true(n > 0);
+    return (size_t)n;
+}
+
+static void test_ack_fast_taken(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER);
+    char buf[1024], b[1024];
+    bc_ack_fields_t f, junk;
+    size_t n;
+
+    /* the encoder's own output, with and without phase: taken, fields as the general path's */
+    n = ack_enc(h, "coord-b", "sig-0001", 1760000000000ULL, 2, "completion", NULL, buf, sizeof buf);
+    memset(&f, 0x5a, sizeof f);
+    assert_int_equal(bc__ack_verify_fast(h, buf, n, "coord-b", "sig-0001", &f), 1);
+    assert_string_equal(f.acker, "coord-b");
+    assert_string_equal(f.signal_id, "sig-0001");
+    assert_int_equal(f.timestamp, 1760000000000ULL);
+    assert_string_equal(f.signal_type, "completion");
+    assert_int_equal(bc__ack_verify_fast(h, buf, n, "coord-b", "sig-0001", NULL), 1);
+    n = ack_enc(h, "coord-b", DOC_ACK_SID, 1760000000999ULL, 4, "wake", "loop 3 (p/1)", buf,
+                sizeof buf);
+    assert_int_equal(bc__ack_verify_fast(h, buf, n, "coord-b", DOC_ACK_SID, &f), 1);
+    assert_string_equal(f.signal_id, DOC_ACK_SID);
+    assert_int_equal(f.timestamp, 1760000000999ULL);
+    assert_string_equal(f.signal_type, "wake");
+    n = ack_enc(h, ID64, "s", 0, 999999999999999ULL, "abcdefghijklmnopqrstuvwxyzabcdef", "", buf,
+                sizeof buf);
+    assert_int_equal(bc__ack_verify_fast(h, buf, n, ID64, "s", &f), 1);
+    assert_int_equal(f.timestamp, 0);
+    assert_string_equal(f.signal_type, "abcdefghijklmnopqrstuvwxyzabcdef");
+    /* the docs/protocol.md example and the Node ACK of §10.2 (A1), also signed in upper case */
+    assert_int_equal(bc__ack_verify_fast(h, DOC_ACK, strlen(DOC_ACK), "coord-b", DOC_ACK_SID, &f),
+                     1);
+    assert_int_equal(f.timestamp, 1760000000042ULL);
+    assert_string_equal(f.signal_type, "completion");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b), "coord-b", "sig-0001", &f), 1);
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1_UP);
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b), "coord-b", "sig-0001", &f), 1);
+    /* metadata absent, empty, without signalType, or with other members around it */
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, "");
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b), "coord-b", "sig-0001", &f), 1);
+    assert_string_equal(f.signal_type, "");
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, ",\"metadata\":{}");
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b), "coord-b", "sig-0001", &f), 1);
+    assert_string_equal(f.signal_type, "");
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1,
+             ",\"metadata\":{\"x\":{\"signalType\":\"no\"},\"signalType\":\"wake\",\"y\":[1]}");
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b), "coord-b", "sig-0001", &f), 1);
+    assert_string_equal(f.signal_type, "wake");
+
+    /* declined, with the output left alone: shapes the encoder never writes, and refusals */
+    memset(&junk, 0x5a, sizeof junk);
+#define DECLINES(json, acker, sid)                                                                 \
+    do {                                                                                           \
+        f = junk;                                                                                  \
+        assert_int_equal(bc__ack_verify_fast(h, json, strlen(json), acker, sid, &f), 0);           \
+        assert_memory_equal(&f, &junk, sizeof f);                                                  \
+    } while (0)
+    n = ack_enc(h, "coord-b", "sig-0001", 1760000000000ULL, 2, "completion", "caf\xc3\xa9", buf,
+                sizeof buf);
+    DECLINES(buf, "coord-b", "sig-0001"); /* non-ASCII phase */
+    ack_enc(h, "coord-b", "sig-0001", 1760000000000ULL, 2, "completion", "a\"b", buf, sizeof buf);
+    DECLINES(buf, "coord-b", "sig-0001"); /* escaped phase */
+    ack_enc(h, "coord-b", "sig-0001", 1760000000000000ULL, 2, "completion", NULL, buf, sizeof buf);
+    DECLINES(buf, "coord-b", "sig-0001"); /* 16 digits */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1.76e12", "2.0", "received", V_ACK_B1);
+    DECLINES(b, "coord-b", "sig-0001");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "\"1760000000000\"", "\"2\"", "received",
+             V_ACK_B1);
+    DECLINES(b, "coord-b", "sig-0001");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "FORGED", V_ACK_B1);
+    DECLINES(b, "coord-b", "sig-0001");
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", NULL, "received", V_ACK_B1);
+    DECLINES(b, "coord-b", "sig-0001"); /* missing iteration */
+    ack_body(b, sizeof b, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    DECLINES(b, "coord-x", "sig-0001");
+    DECLINES(b, "coord-b", "sig-0002");
+    DECLINES(b, NULL, "sig-0001");
+    DECLINES(b, "coord-b", NULL);
+    DECLINES(b, ID64 "a", "sig-0001");
+    f = junk;
+    assert_int_equal(bc__ack_verify_fast(NULL, b, strlen(b), "coord-b", "sig-0001", &f), 0);
+    assert_int_equal(bc__ack_verify_fast(o, b, strlen(b), "coord-b", "sig-0001", &f), 0);
+    assert_int_equal(bc__ack_verify_fast(h, NULL, 0, "coord-b", "sig-0001", &f), 0);
+    assert_int_equal(bc__ack_verify_fast(h, b, strlen(b) - 1, "coord-b", "sig-0001", &f), 0);
+    assert_memory_equal(&f, &junk, sizeof f);
+    n = strlen(b);
+    b[n] = ' ';
+    b[n + 1] = '\0';
+    DECLINES(b, "coord-b", "sig-0001"); /* trailing whitespace */
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1,
+             ",\"metadata\":{\"signalType\":\"completion\"},"
+             "\"metadata\":{\"signalType\":\"completion\"}");
+    DECLINES(b, "coord-b", "sig-0001"); /* duplicate member */
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, ",\"extra\":1");
+    DECLINES(b, "coord-b", "sig-0001"); /* unknown member */
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, ",\"metadata\":null");
+    DECLINES(b, "coord-b", "sig-0001");
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, ",\"metadata\":{\"signalType\":7}");
+    DECLINES(b, "coord-b", "sig-0001");
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1,
+             ",\"metadata\":{\"signalType\":\"abcdefghijklmnopqrstuvwxyzabcdefg\"}");
+    DECLINES(b, "coord-b", "sig-0001"); /* 33 bytes: copy_str leaves it out */
+    snprintf(b, sizeof b, ACK_META, V_ACK_B1, ",\"metadata\":{\"signalType\":\"\\u0077ake\"}");
+    DECLINES(b, "coord-b", "sig-0001");
+#undef DECLINES
+    bc_hmac_destroy(o);
+    bc_hmac_destroy(h);
+}
+
+static void test_ack_fast_equivalence(void **state)
+{
+    bc_hmac_t *h = mk(SECRET), *o = mk(OTHER);
+    static const uint64_t nums[][2] = {{1760000000000ULL, 2},
+                                       {0, 0},
+                                       {1, 1},
+                                       {999999999999999ULL, 999999999999999ULL},
+                                       {1000000000000000ULL, 7},
+                                       {9007199254740993ULL, 0},
+                                       {UINT64_MAX, UINT64_MAX}};
+    static const char *const metas[] = {
+        "",
+        ",\"metadata\":{}",
+        ",\"metadata\":{\"signalType\":\"wake\",\"phase\":\"p\"}",
+        ",\"metadata\":{\"phase\":\"p\",\"signalType\":\"wake\"}",
+        ",\"metadata\":{\"signalType\":\"\"}",
+        ",\"metadata\":{\"signalType\":\"abcdefghijklmnopqrstuvwxyzabcdef\"}",
+        ",\"metadata\":{\"signalType\":\"abcdefghijklmnopqrstuvwxyzabcdefg\"}",
+        ",\"metadata\":{\"signalType\":\"Not A Type!\"}",
+        ",\"metadata\":{\"signalType\":7}",
+        ",\"metadata\":{\"signalType\":null}",
+        ",\"metadata\":{\"signalType\":{\"signalType\":\"x\"}}",
+        ",\"metadata\":{\"signalType\":\"w\\u0061ke\"}",
+        ",\"metadata\":{\"signalType\":\"caf\xc3\xa9\"}",
+        ",\"metadata\":{\"a\":{\"b\":[1,-2,{\"c\":null}],\"signalType\":\"no\"},\"signalType\":"
+        "\"yes\"}",
+        ",\"metadata\":{\"signalType\":\"a\",\"signalType\":\"b\"}",
+        ",\"metadata\":null",
+        ",\"metadata\":\"wake\"",
+        ",\"metadata\":[]",
+        ",\"metadata\":{\"signalType\":\"completion\"},\"extra\":true",
+    };
+    ack_case_t cs[96];
+    char buf[1024], sig[65];
+    size_t nc = 0, i, k;
+    eqstat_t st = {0, 0};
+
+#define ADD(s, a, id)                                                                              \
+    do {                                                                                           \
+        assert_true(nc < sizeof cs / sizeof cs[0]);                                                \
+        cs[nc].json = strdup(s);                                                                   \
+        assert_non_null(cs[nc].json);                                                              \
+        cs[nc].acker = (a);                                                                        \
+        cs[nc++].sid = (id);                                                                       \
+    } while (0)
+    /* the encoder's output: phases plain, empty, escaped, non-ASCII; several numbers */
+    for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        ack_enc(h, "coord-b", "sig-0001", nums[i][0], nums[i][1], "completion", NULL, buf,
+                sizeof buf);
+        ADD(buf, "coord-b", "sig-0001");
+    }
+    ack_enc(h, "coord-b", DOC_ACK_SID, 1760000000999ULL, 4, "wake", "loop 3", buf, sizeof buf);
+    ADD(buf, "coord-b", DOC_ACK_SID);
+    ack_enc(h, "coord-b", DOC_ACK_SID, 1760000000999ULL, 4, "wake", "", buf, sizeof buf);
+    ADD(buf, "coord-b", DOC_ACK_SID);
+    ack_enc(h, "coord-b", DOC_ACK_SID, 1760000000999ULL, 4, "completion", "loop \"3\"\n\xc3\xa9",
+            buf, sizeof buf);
+    ADD(buf, "coord-b", DOC_ACK_SID);
+    ack_enc(h, ID64, "a:b:c", 5, 6, "abcdefghijklmnopqrstuvwxyzabcdef", "~!@#$%^&*()", buf,
+            sizeof buf);
+    ADD(buf, ID64, "a:b:c");
+    /* the docs example; the Node ACKs of §10.2 (A1, A5, A8, A9, A11, A10, A3, duplicates) */
+    ADD(DOC_ACK, "coord-b", DOC_ACK_SID);
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1);
+    ADD(buf, "coord-b", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "1760000000000", "2", "received", V_ACK_B1_UP);
+    ADD(buf, "coord-b", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-c", "sig-0001", "1760000000500", "0", "received", V_ACK_C1);
+    ADD(buf, "coord-c", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0002", "1760000000000", "0", "received", V_ACK_B2);
+    ADD(buf, "coord-b", "sig-0002");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "1.76e12", "2.0", "received", V_ACK_B1);
+    ADD(buf, "coord-b", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "\"1760000000000\"", "\"2\"", "received",
+             V_ACK_B1);
+    ADD(buf, "coord-b", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0002", "1760000000000", "\"undefined\"", "received",
+             V_UNDEFINED);
+    ADD(buf, "coord-b", "sig-0002");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "1760000000000", "2", "FORGED", V_ACK_B1);
+    ADD(buf, "coord-b", "sig-0001");
+    ack_body(buf, sizeof buf, "coord-b", "sig-0001", "1760000000000", "2", "received", NULL);
+    ADD(buf, "coord-b", "sig-0001");
+    ADD("{\"coordinatorId\":\"coord-b\",\"signalId\":\"sig-0001\",\"timestamp\":1760000000000,"
+        "\"iteration\":3,\"iteration\":2,\"status\":\"received\",\"signature\":\"" V_ACK_B1 "\"}",
+        "coord-b", "sig-0001");
+    /* members in another order, escapes in the ids, and metadata of every sort */
+    ADD("{\"signature\":\"" V_ACK_B1 "\",\"status\":\"received\",\"iteration\":2,\"timestamp\":"
+        "1760000000000,\"signalId\":\"sig-0001\",\"coordinatorId\":\"coord-b\"}",
+        "coord-b", "sig-0001");
+    ADD("{\"coordinatorId\":\"coord\\u002db\",\"signalId\":\"sig-0001\",\"timestamp\":"
+        "1760000000000,\"iteration\":2,\"status\":\"rec\\u0065ived\",\"signature\":\"" V_ACK_B1
+        "\"}",
+        "coord-b", "sig-0001");
+    for (i = 0; i < sizeof metas / sizeof metas[0]; i++) {
+        snprintf(buf, sizeof buf, ACK_META, V_ACK_B1, metas[i]);
+        ADD(buf, "coord-b", "sig-0001");
+    }
+    /* keys the encoder refuses but the verifier compares as bytes: empty, quoted */
+    bc_hmac_hex(h, ":s:1:2", 6, sig);
+    snprintf(buf, sizeof buf,
+             "{\"coordinatorId\":\"\",\"signalId\":\"s\",\"timestamp\":1,\"iteration\":2,"
+             "\"status\":\"received\",\"signature\":\"%s\"}",
+             sig);
+    ADD(buf, "", "s");
+    bc_hmac_hex(h, "a\"b:s:1:2", 9, sig);
+    snprintf(buf, sizeof buf,
+             "{\"coordinatorId\":\"a\\\"b\",\"signalId\":\"s\",\"timestamp\":1,\"iteration\":2,"
+             "\"status\":\"received\",\"signature\":\"%s\"}",
+             sig);
+    ADD(buf, "a\"b", "s");
+#undef ADD
+
+    /* each case under its keys, wrong and invalid keys, and every HMAC key (right, other, none) */
+    for (i = 0; i < nc; i++) {
+        const char *keys[][2] = {{cs[i].acker, cs[i].sid}, {"coord-x", cs[i].sid},
+                                 {cs[i].acker, "sig-x"},   {NULL, cs[i].sid},
+                                 {cs[i].acker, NULL},      {ID64 "a", cs[i].sid}};
+        size_t n = strlen(cs[i].json);
+        for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            same_ack_verify(&st, h, cs[i].json, n, keys[k][0], keys[k][1]);
+            same_ack_verify(&st, o, cs[i].json, n, keys[k][0], keys[k][1]);
+            same_ack_verify(&st, NULL, cs[i].json, n, keys[k][0], keys[k][1]);
+        }
+    }
+    /* and every mutation of each */
+    for (i = 0; i < nc; i++) {
+        mutate_all(&(target_t){&st, h, cs[i].acker, cs[i].sid, 0, 1}, cs[i].json);
+        free(cs[i].json);
+    }
+    print_message("ACK fast path equivalence: %zu cases, %zu taken by the fast path\n", st.cases,
+                  st.fast);
+    /* the comparison is not vacuous: the fast path ran on a good share of them */
+    assert_true(st.fast > 1000);
+    bc_hmac_destroy(o);
     bc_hmac_destroy(h);
 }
 
@@ -1735,6 +2109,8 @@ int main(void)
         cmocka_unit_test(test_sig_fast_taken),
         cmocka_unit_test(test_sig_fast_equivalence),
         cmocka_unit_test(test_sig_fast_encode),
+        cmocka_unit_test(test_ack_fast_taken),
+        cmocka_unit_test(test_ack_fast_equivalence),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }
