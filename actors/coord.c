@@ -362,6 +362,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
                      BC_REDIS_CLASS_SIGNAL, 6, set, setl);
     }
     pthread_mutex_unlock(&c->lane_lock);
+    bc_redis_urgent(h->redis); /* the hint leaves when this turn ends */
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&c->signals_sent, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->n_sent, 1, memory_order_relaxed);
@@ -612,6 +613,7 @@ static void write_acks(bc_coord_t *c, const bc_signal_t *s)
     bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a1, l1);
     bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a2, l2);
     bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 3, a3, l3);
+    bc_redis_urgent(h->redis);
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&h->n_acks_written, 1, memory_order_relaxed);
 }

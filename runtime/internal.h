@@ -84,6 +84,7 @@ typedef struct bc_worker_s {
     unsigned io_pushed; /* how many */
     bool io_owes;
     unsigned io_deferred; /* turns run since the first of those tasks was queued */
+    bool io_urgent;       /* one of them should leave at the end of this turn (a signal) */
     /* Deterministic mode: the runnable set, picked from at random. */
     bc_actor_t **bag;
     size_t bag_len, bag_cap;
@@ -151,6 +152,9 @@ void bc_io_post(bc_runtime_t *rt, bc_io_task_t *task);
  * loop (io.c, "direct writes"); off a worker, or with direct writes off, bc_io_post. The task
  * runs under the loop either way, in queue order. */
 void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task);
+/* From an actor turn: the direct tasks it queued should be written when the turn ends rather
+ * than after the actors it made runnable (a signal's send, not a receiver's bookkeeping). */
+void bc_io_urgent(bc_runtime_t *rt);
 /* Workers: after an actor turn that used bc_io_post_direct. */
 void bc__io_turn_end(bc_worker_t *w);
 /* Called by the running task: it changed nothing that a sleeping loop must notice (no watcher

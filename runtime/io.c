@@ -229,6 +229,13 @@ void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task)
         w->io_owes = true; /* paid by bc__io_turn_end, or by the next bc_io_post */
 }
 
+void bc_io_urgent(bc_runtime_t *rt)
+{
+    bc_worker_t *w = bc__tls_worker;
+    if (w && w->rt == rt)
+        w->io_urgent = true;
+}
+
 void bc__io_turn_end(bc_worker_t *w)
 {
     bc_io_t *io = w->rt->io;
@@ -236,6 +243,7 @@ void bc__io_turn_end(bc_worker_t *w)
     unsigned pushed = w->io_pushed;
     w->io_pushed = 0;
     w->io_owes = false;
+    w->io_urgent = false;
     if (bc_mpscq_is_idle(&io->tasks))
         return; /* somebody drained it already */
     /* A bulk of commands (a heartbeat slice, a burst of ACKs) gains nothing from leaving a

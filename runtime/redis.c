@@ -164,6 +164,12 @@ static void submit(bc_redis_t *r, bc__redis_req_t *req, bc_actor_t *reply_to, ui
         bc_io_post(r->rt, &req->task);
 }
 
+void bc_redis_urgent(bc_redis_t *r)
+{
+    if (r)
+        bc_io_urgent(r->rt);
+}
+
 int bc_redis_cmd(bc_redis_t *r, bc_actor_t *reply_to, uint64_t tag, bc_redis_class_t cls, int argc,
                  const char *const *argv, const size_t *argvlen)
 {

@@ -58,6 +58,12 @@ typedef struct bc_redis_reply_msg {
     const bc_reply_t *reply; /* inside this message; NULL unless OK/ERROR */
 } bc_redis_reply_msg_t;
 
+/* From an actor turn: the commands this turn submitted should be written as soon as the turn
+ * ends, before the actors it made runnable run (runtime/io.c, direct writes), because someone
+ * waits for them (a signal, an ACK). Without it they leave once the worker has nothing else
+ * to run, so a woken coordinator runs before a receiver's bookkeeping is written. */
+void bc_redis_urgent(bc_redis_t *r);
+
 /* Tag for a command whose success needs no answer: reply_to only picks the connection (so it
  * stays in order with reply_to's other commands); only a failure is answered. Saves a message
  * and a worker wake-up per command. */

@@ -447,7 +447,8 @@ static void *worker_main(void *arg)
          * runs first (a woken coordinator before its ACK writes), and under load the commands
          * of many turns leave in one write, as the I/O thread would batch them. */
         if (w->io_pushed) {
-            if (++w->io_deferred >= IO_DEFER_TURNS || (w->runnext == NULL && rq_len(w) == 0)) {
+            if (++w->io_deferred >= IO_DEFER_TURNS || w->io_urgent ||
+                (w->runnext == NULL && rq_len(w) == 0)) {
                 w->io_deferred = 0;
                 bc__io_turn_end(w);
             }
