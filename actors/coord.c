@@ -584,7 +584,7 @@ static void on_wait_timer(bc_coord_t *c, bc_timer_tick_t *t)
  * publish hint on the sender's channel. Written by the coordinator rather than the watcher that
  * consumed the signal, after the continuation the signal resumed: the continuation runs
  * without waiting for the ACK's encoding and commands, and the ACK still leaves in the same
- * write (io.c, direct writes). Fire-and-forget: a failed write is the Redis layer's to count. */
+ * write (io.c, direct writes). */
 static void write_acks(bc_coord_t *c, const bc_signal_t *s)
 {
     bc_hub_t *h = c->hub;
@@ -610,9 +610,11 @@ static void write_acks(bc_coord_t *c, const bc_signal_t *s)
     size_t l2[] = {5, strlen(k2), 4, (size_t)ns};
     const char *a3[] = {"PUBLISH", ch, ack};
     size_t l3[] = {7, strlen(ch), (size_t)n};
-    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a1, l1);
-    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 4, a2, l2);
-    bc_redis_cmd(h->redis, NULL, 0, BC_REDIS_CLASS_ACK, 3, a3, l3);
+    /* On this coordinator's connection (reply_to picks it; only failures are answered, and
+     * counted as Redis errors): Redis runs them before any write the continuation queues. */
+    bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_ACK, 4, a1, l1);
+    bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_ACK, 4, a2, l2);
+    bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_ACK, 3, a3, l3);
     bc_redis_urgent(h->redis);
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&h->n_acks_written, 1, memory_order_relaxed);

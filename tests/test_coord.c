@@ -533,6 +533,130 @@ static void test_heartbeats(void **state)
 }
 
 /* The secret is required; a bad URL is named. */
+/* PROTOCOL §3.1: the ACK is written before the receiver acts on the signal. coord-r's
+ * continuation answers every signal with one of its own; a raw subscriber to the keyspace
+ * events sees, for each of several rounds, the ACK key written before the answer's slot (both
+ * leave on coord-r's connection, so Redis runs them in the order they were queued). */
+typedef struct {
+    _Atomic int answered;
+    _Atomic int failures;
+} replier_t;
+
+static void replier_wait(bc_coord_t *c, void *arg);
+
+static void replier_on_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg)
+{
+    replier_t *r = arg;
+    char err[200];
+    if (status == 0 && bc_coord_send(c, s->sender, "reply", NULL, NULL, err, sizeof err) != 0)
+        atomic_fetch_add(&r->failures, 1);
+    if (status == 0)
+        atomic_fetch_add(&r->answered, 1);
+    replier_wait(c, arg);
+}
+
+static void replier_wait(bc_coord_t *c, void *arg)
+{
+    if (bc_coord_wait(c, "ask", 0, replier_on_signal, arg) != 0)
+        atomic_fetch_add(&((replier_t *)arg)->failures, 1);
+}
+
+typedef struct {
+    redisContext *sub;
+    pthread_mutex_t lock;
+    char ev[256][160]; /* keyspace channels in arrival order */
+    _Atomic int n;
+} ksub_t;
+
+static void *ksub_main(void *arg)
+{
+    ksub_t *k = arg;
+    redisReply *r;
+    while (redisGetReply(k->sub, (void **)&r) == REDIS_OK && r) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+            strcmp(r->element[0]->str, "pmessage") == 0) {
+            int i = atomic_load(&k->n);
+            if (i < 256) {
+                snprintf(k->ev[i], sizeof k->ev[i], "%s %s", r->element[2]->str,
+                         r->element[3]->str);
+                atomic_store(&k->n, i + 1);
+            }
+        }
+        freeReplyObject(r);
+    }
+    return NULL;
+}
+
+static int ev_index(ksub_t *k, const char *prefix, int from)
+{
+    for (int i = from; i < atomic_load(&k->n); i++)
+        if (strncmp(k->ev[i], prefix, strlen(prefix)) == 0)
+            return i;
+    return -1;
+}
+
+static void test_ack_before_acting(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    ksub_t k;
+    memset(&k, 0, sizeof k);
+    k.sub = bc_test_redis_connect(e.redis, 1);
+    assert_non_null(k.sub);
+    assert_int_equal(redisSetTimeout(k.sub, (struct timeval){120, 0}), REDIS_OK);
+    redisReply *r = redisCommand(k.sub, "PSUBSCRIBE __keyspace@0__:blocking:*");
+    assert_non_null(r);
+    freeReplyObject(r);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, ksub_main, &k), 0);
+
+    replier_t rp = {0, 0};
+    bc_coord_opts_t o;
+    bc_coord_opts_init(&o);
+    o.id = "coord-r";
+    o.on_start = replier_wait;
+    o.arg = &rp;
+    char err[200];
+    bc_coord_t *rc = NULL;
+    assert_int_equal(bc_coord_spawn(e.hub, &o, &rc, err, sizeof err), 0);
+    probe_t pa;
+    bc_coord_t *a = probe_start(e.hub, "coord-q", &pa, "reply");
+    bc_test_sleep_ms(200); /* coord-r is waiting */
+    for (int round = 1; round <= 3; round++) {
+        int from = atomic_load(&k.n);
+        char sid[BC_SIGNAL_ID_MAX + 1];
+        assert_int_equal(bc_coord_send(a, "coord-r", "ask", NULL, sid, err, sizeof err), 0);
+        assert_true(probe_until(&pa, pred_nsig, &round, 10000));
+        char ack[BC_SIGNAL_ID_MAX + 64];
+        snprintf(ack, sizeof ack, "__keyspace@0__:blocking:ack:coord-r:%s set", sid);
+        int ia = -1, ir = -1;
+        for (int t = 0; t < 500 && (ia < 0 || ir < 0); t++) {
+            bc_test_sleep_ms(10);
+            ia = ev_index(&k, ack, from);
+            /* The answer's durable write: the slot, or the queue if the last one is still
+             * in the slot. */
+            ir = ev_index(&k, "__keyspace@0__:blocking:signal:coord-q set", from);
+            int iq = ev_index(&k, "__keyspace@0__:blocking:signal-queue:coord-q rpush", from);
+            if (iq >= 0 && (ir < 0 || iq < ir))
+                ir = iq;
+        }
+        if (ia < 0 || ir < 0 || ia > ir)
+            for (int i = from; i < atomic_load(&k.n); i++)
+                fprintf(stderr, "  event %d: %s\n", i, k.ev[i]);
+        assert_true(ia >= 0);
+        assert_true(ir >= 0);
+        assert_true(ia < ir); /* the ACK before the answer */
+    }
+    assert_int_equal(atomic_load(&rp.failures), 0);
+    assert_int_equal(atomic_load(&rp.answered), 3);
+    bc_coord_release(a);
+    bc_coord_release(rc);
+    env_down(&e); /* the server stops: ksub_main's read fails and it returns */
+    pthread_join(th, NULL);
+    redisFree(k.sub);
+}
+
 static void test_hub_bad_input(void **state)
 {
     bc_runtime_t *rt = bc_test_runtime(1);
@@ -571,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_notify_flags_kept),
         cmocka_unit_test(test_ack_wait_partial),
         cmocka_unit_test(test_heartbeats),
+        cmocka_unit_test(test_ack_before_acting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
