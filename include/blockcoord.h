@@ -92,7 +92,7 @@ typedef struct bc_runtime_opts_s {
                           actor turn itself while the I/O thread sleeps, instead of
                           waking it; -1 = always hand them to the I/O thread */
     int io_poll;       /* 0 = default (on, with io_direct): a worker that is looking for
-                          work reads a ready Redis pub/sub socket itself, on a CPU that
+                          work reads a readable Redis socket itself, on a CPU that
                           is already awake, instead of waiting for the I/O thread;
                           -1 = only the I/O thread reads */
 } bc_runtime_opts_t;
@@ -137,7 +137,7 @@ typedef struct bc_runtime_stats_s {
     uint64_t timers_pending;
     uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
     uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
-    uint64_t io_polled;       /* times a worker read a Redis pub/sub socket itself */
+    uint64_t io_polled;       /* times a worker read a Redis socket itself */
 } bc_runtime_stats_t;
 void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out);
 

@@ -99,7 +99,7 @@ struct bc_runtime_s {
     unsigned spin_us;
     unsigned io_spin_us; /* 0: the I/O thread never spins */
     bool io_direct;      /* workers write their Redis commands when the loop sleeps */
-    bool io_poll;        /* spinning workers read ready pub/sub sockets (io.c) */
+    bool io_poll;        /* spinning workers read ready Redis sockets (io.c) */
     int det;
     uint64_t seed;
 

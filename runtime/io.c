@@ -23,7 +23,7 @@
  * replies wake it anyway. If the mutex is busy, the worker wakes the loop as
  * before. BC_IO_DIRECT=0 (or io_direct = -1) turns this off.
  *
- * Key decision (worker reads): the subscriber's socket is also in an edge-triggered epoll set
+ * Key decision (worker reads): each ready Redis socket is also in an edge-triggered epoll set
  * that a spinning worker checks (epoll_wait with a zero timeout) while it looks for work. When
  * it is ready and the loop is free, the worker reads it itself, under the mutex, and runs the
  * actors the messages woke. On a VM the I/O thread sleeps on a CPU that must first be woken

@@ -122,9 +122,11 @@ static void send_internal(bc__redis_conn_t *c, int kind, int argc, const char **
 }
 
 /* Drop every context: pending callbacks then see c->ac != ac and only answer their caller. */
-/* A worker looking for work found the subscriber's socket ready (io.c, worker reads): read
- * it as the loop's read watcher would. Pub/sub messages and subscribe confirmations only post
- * to actors; anything else (the link dropped) tells the loop to look. */
+/* A worker looking for work found a ready connection's socket readable (io.c, worker reads):
+ * read it as the loop's read watcher would. Replies answer their requests and pub/sub
+ * messages post to actors; a write a reply causes (a NOSCRIPT resend) is flushed by the
+ * worker. What the sleeping loop must notice makes it look: the link dropped, or commands in
+ * flight without a running deadline timer. */
 static void conn_poll(bc_io_t *io, bc_io_poll_t *p)
 {
     bc__redis_conn_t *c = bc_container_of(p, bc__redis_conn_t, poll);
@@ -132,7 +134,7 @@ static void conn_poll(bc_io_t *io, bc_io_poll_t *p)
     if (ac == NULL || !c->ready || !c->r->up)
         return; /* still readable: the loop's level-triggered watcher reads it */
     redisAsyncHandleRead(ac);
-    if (c->ac != ac || !c->ready || !c->r->up)
+    if (c->ac != ac || !c->ready || !c->r->up || (c->head && !ev_is_active(&c->timer)))
         bc_io_need_wake(io);
 }
 
@@ -233,8 +235,7 @@ static void check_ready(bc__redis_conn_t *c)
     if (c->ready || !c->connected || c->hs_pending > 0)
         return;
     c->ready = true;
-    if (c->sub)
-        bc_io_poll_add(c->r->io, &c->poll, c->ac->c.fd); /* -EINVAL when worker reads are off */
+    bc_io_poll_add(c->r->io, &c->poll, c->ac->c.fd); /* -EINVAL when worker reads are off */
     ev_timer_stop(bc_io_loop(c->r->io), &c->timer);
     if (c->head || c->r->conf.timeout_ms >= IDLE_TIMER_MIN_MS)
         arm(c, c->head ? c->head->deadline_ms : bc_now_ms() + (uint64_t)c->r->conf.timeout_ms);

@@ -75,7 +75,7 @@ typedef struct bc__redis_conn_s {
     ev_timer timer;               /* I/O: connect timeout, then (always running while ready)
                                      the oldest command's deadline or one timeout from now */
     bc_io_flush_t flush;          /* I/O: write now what the current tasks queued */
-    bc_io_poll_t poll;            /* I/O: the subscriber's socket, read by spinning workers */
+    bc_io_poll_t poll;            /* I/O: the socket, also read by spinning workers */
     bc__redis_req_t *head, *tail; /* I/O: in flight, in send order (= reply order) */
     uint64_t inflight;
     unsigned hs_pending; /* handshake replies still expected */

@@ -415,7 +415,7 @@ static void *worker_main(void *arg)
             unsigned k = 0;
             if ((unsigned)prev >= max_spinning)
                 deadline = 0; /* one last look, then park */
-            /* A spinner also reads a Redis pub/sub socket that became ready (io.c, "worker
+            /* A spinner also reads a Redis socket that became readable (io.c, "worker
              * reads"): this CPU is awake, the I/O thread's may have to be woken first. */
             bool poll = deadline != 0 && rt->io_poll;
             while ((a = next_actor(w)) == NULL) {
