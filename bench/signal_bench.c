@@ -45,7 +45,7 @@
 #define CEIL_WINDOW 256 /* commands in flight on the ceiling connection */
 #define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
-#define NCOL 13         /* figures kept per run */
+#define NCOL 15         /* figures kept per run */
 
 static int g_json;
 /* Sender ids carry this process's pid and an incarnation number (bench-tx-<pid>-<n>,
@@ -54,6 +54,7 @@ static int g_json;
 static unsigned g_incarnation;
 static int g_no_ack_wait;    /* --no-ack-wait: diagnostic, wake latency alone */
 static int g_layer_floor;    /* --layer-floor: diagnostic, the floor through the Redis layer */
+static int g_fanout;         /* --fanout-ceiling: also a ceiling whose publishes reach a reader */
 static unsigned g_spin_us;   /* --spin-us: the runtime's idle spin before parking (0: default) */
 static unsigned g_scrape_ms; /* --scrape-ms: scrape the hub's /metrics this often meanwhile */
 static bc_redis_conf_t g_conf;
@@ -353,30 +354,101 @@ typedef struct {
         ack_chan[192];
 } ceil_keys_t;
 
-/* The keys of ceiling iteration i: receiver b-<i>, sender rt-<i % 256>. */
-static void ceil_keys(const char *pfx, uint64_t i, ceil_keys_t *k)
+/* The keys of ceiling iteration i: receiver b-<i> (b-<i % nrecv> if nrecv), sender
+ * rt-<i % 256>; the per-signal keys stay distinct per iteration. */
+static void ceil_keys(const char *pfx, uint64_t i, uint64_t nrecv, ceil_keys_t *k)
 {
-    unsigned long long r = (unsigned long long)i, s = r % 256;
+    unsigned long long n = (unsigned long long)i, r = nrecv ? n % nrecv : n, s = n % 256;
     snprintf(k->signal, sizeof k->signal, "%ssignal:b-%llu", pfx, r);
     snprintf(k->notify, sizeof k->notify, "%snotify:b-%llu", pfx, r);
-    snprintf(k->idem, sizeof k->idem, "%sidem:rt-%llu:b-%llu:wake:0:%llu", pfx, s, r, r);
+    snprintf(k->idem, sizeof k->idem, "%sidem:rt-%llu:b-%llu:wake:0:%llu", pfx, s, r, n);
     snprintf(k->queue, sizeof k->queue, "%squeue:b-%llu", pfx, r);
     snprintf(k->consumed, sizeof k->consumed, "%sconsumed:b-%llu:rt-%llu:b-%llu:wake:0:%llu", pfx,
-             r, s, r, r);
-    snprintf(k->ack, sizeof k->ack, "%sack:b-%llu:rt-%llu:b-%llu:wake:0:%llu", pfx, r, s, r, r);
+             r, s, r, n);
+    snprintf(k->ack, sizeof k->ack, "%sack:b-%llu:rt-%llu:b-%llu:wake:0:%llu", pfx, r, s, r, n);
     snprintf(k->slot, sizeof k->slot, "%sack:rt-%llu", pfx, s);
     snprintf(k->ack_chan, sizeof k->ack_chan, "%snotify:rt-%llu", pfx, s);
 }
 
-static double ceiling_run(double secs, int run)
+/* --fanout-ceiling: a raw reader subscribed, as the hub is, to every receiver's notify channel
+ * and slot keyspace channel and every sender's notify channel, so the ceiling's publishes and
+ * slot writes are delivered as the hub's are. It only counts what it reads. */
+typedef struct {
+    redisContext *c;
+    uint64_t msgs;
+} fanout_t;
+
+static void *fanout_main(void *arg)
 {
+    fanout_t *f = arg;
+    redisReply *r = NULL;
+    while (redisGetReply(f->c, (void **)&r) == REDIS_OK && r) {
+        int quit = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                   r->element[2]->type == REDIS_REPLY_STRING &&
+                   strcmp(r->element[2]->str, "quit") == 0;
+        f->msgs++;
+        freeReplyObject(r);
+        r = NULL;
+        if (quit)
+            break;
+    }
+    return NULL;
+}
+
+/* Subscribe f->c to the channels of nrecv receivers and 256 senders, 512 per command. */
+static void fanout_subscribe(fanout_t *f, const char *pfx, uint64_t nrecv)
+{
+    enum { BATCH = 512 };
+    char names[BATCH][160];
+    const char *argv[BATCH + 1];
+    size_t n = 0, total = 0, want = 2 * nrecv + 256;
+    argv[0] = "SUBSCRIBE";
+    for (uint64_t i = 0; i < want; i++) {
+        unsigned long long x = (unsigned long long)(i < 2 * nrecv ? i / 2 : i - 2 * nrecv);
+        if (i >= 2 * nrecv)
+            snprintf(names[n], sizeof names[n], "%snotify:rt-%llu", pfx, x);
+        else if (i % 2)
+            snprintf(names[n], sizeof names[n], "__keyspace@%d__:%ssignal:b-%llu", g_conf.db, pfx,
+                     x);
+        else
+            snprintf(names[n], sizeof names[n], "%snotify:b-%llu", pfx, x);
+        argv[n + 1] = names[n];
+        n++;
+        if (n == BATCH || i + 1 == want) {
+            redisAppendCommandArgv(f->c, (int)n + 1, argv, NULL);
+            total += n;
+            n = 0;
+        }
+    }
+    for (size_t got = 0; got < total; got++) {
+        redisReply *r = NULL;
+        if (redisGetReply(f->c, (void **)&r) != REDIS_OK || r == NULL)
+            die("fan-out ceiling: SUBSCRIBE failed: %s", f->c->errstr);
+        freeReplyObject(r);
+    }
+}
+
+/* The ceiling: one raw connection keeps ~CEIL_WINDOW commands of the round-trip mix in flight
+ * for secs. nrecv == 0: every iteration its own receiver and nobody subscribed (generous: Redis
+ * delivers nothing). nrecv > 0: nrecv receivers in turn, and a reader subscribed as the hub is
+ * (fanout_subscribe), so Redis does the same delivery work as for the hub. */
+static double ceiling_run(double secs, int run, uint64_t nrecv)
+{
+    fanout_t fan = {NULL, 0};
+    pthread_t fan_th;
+    char pfx[48];
+    snprintf(pfx, sizeof pfx, "bcbench:%d:%d%s:", (int)getpid(), run, nrecv ? "f" : "");
+    if (nrecv) {
+        fan.c = raw_connect();
+        fanout_subscribe(&fan, pfx, nrecv);
+        if (pthread_create(&fan_th, NULL, fanout_main, &fan) != 0)
+            die("cannot start the fan-out reader");
+    }
     redisContext *c = raw_connect();
     char sig[VALUE_BYTES + 1], ack[VALUE_BYTES + 1];
     memset(sig, 's', VALUE_BYTES);
     memset(ack, 'a', VALUE_BYTES);
     sig[VALUE_BYTES] = ack[VALUE_BYTES] = '\0';
-    char pfx[48];
-    snprintf(pfx, sizeof pfx, "bcbench:%d:%d:", (int)getpid(), run);
     uint64_t it = 0, errors = 0;
     size_t outstanding = 0;
     uint64_t t0 = bc_now_ns(), stop_at = t0 + (uint64_t)(secs * 1e9);
@@ -384,7 +456,7 @@ static double ceiling_run(double secs, int run)
     ceil_keys_t k;
     while (!stop || outstanding) {
         while (!stop && outstanding + CEIL_CMDS <= CEIL_WINDOW) {
-            ceil_keys(pfx, it, &k);
+            ceil_keys(pfx, it, nrecv, &k);
             const char *a0[] = {"SET", k.signal, sig, "NX", "EX", "86400"};
             const char *a1[] = {"PUBLISH", k.notify, sig};
             const char *a2[] = {"SET", k.idem, "1", "EX", "86400"};
@@ -419,13 +491,21 @@ static double ceiling_run(double secs, int run)
             stop = 1;
     }
     double rate = (double)it / ((double)(bc_now_ns() - t0) / 1e9);
+    if (nrecv) {
+        char ch[96];
+        snprintf(ch, sizeof ch, "%snotify:rt-0", pfx);
+        redisReply *q = redisCommand(c, "PUBLISH %s quit", ch);
+        freeReplyObject(q);
+        pthread_join(fan_th, NULL);
+        redisFree(fan.c);
+    }
     if (errors)
         die("ceiling: %llu commands failed (GETDEL needs Redis >= 6.2)",
             (unsigned long long)errors);
     /* Remove what the ceiling left behind (outside the timed part). */
     size_t pending = 0;
     for (uint64_t i = 0; i < it; i++) {
-        ceil_keys(pfx, i, &k);
+        ceil_keys(pfx, i, nrecv, &k);
         const char *a[] = {"UNLINK", k.idem, k.consumed, k.ack, k.slot};
         redisAppendCommandArgv(c, 5, a, NULL);
         if (++pending == 256 || i + 1 == it)
@@ -647,6 +727,7 @@ static void settle(bench_t *b)
 
 typedef struct {
     double wake50, wake99, wake999, ack50, ack99, rts, floor50, floor99, ceiling, layer50, layer99;
+    double ceiling_fan; /* --fanout-ceiling */
     double cmds_per_rt, sent_per_rt, hb_per_rt, pubsub_per_rt;
     char cmdmix[512];
     uint64_t ack_fail, rt_fail, lost;
@@ -1007,7 +1088,9 @@ static void run_size(const conf_t *cf)
         if (g_layer_floor)
             layer_floor_run(b, cf->samples, &r->layer50, &r->layer99);
         roundtrip_run(b, cf->rt_secs, r);
-        r->ceiling = ceiling_run(cf->ceil_secs, i);
+        r->ceiling = ceiling_run(cf->ceil_secs, i, 0);
+        if (g_fanout)
+            r->ceiling_fan = ceiling_run(cf->ceil_secs, i, cf->n > 1024 ? cf->n : 1024);
     }
     if (g_scrape_ms)
         scraper_stop(&scr);
@@ -1040,7 +1123,9 @@ static void run_size(const conf_t *cf)
                             r->floor50 > 0 ? r->wake50 / r->floor50 : 0,
                             r->ceiling > 0 ? r->rts / r->ceiling : 0,
                             r->layer50,
-                            r->layer99};
+                            r->layer99,
+                            r->ceiling_fan,
+                            r->ceiling_fan > 0 ? r->rts / r->ceiling_fan : 0};
         for (int j = 0; j < NCOL; j++)
             v[j][i] = row[j];
         ack_fail += r->ack_fail;
@@ -1064,6 +1149,10 @@ static void run_size(const conf_t *cf)
                  m[11], m[12]);
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
+    if (g_fanout)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "\"ceiling_fanout_round_trips_per_s\":%.0f,\"rt_fanout_ratio\":%.3f,", m[13],
+                 m[14]);
     if (g_scrape_ms)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"scrape_ms\":%u,\"scrapes\":%llu,\"scrape_max_ms\":%.1f,", g_scrape_ms,
@@ -1111,6 +1200,9 @@ static void run_size(const conf_t *cf)
         printf("  %-40s %12.0f %12.0f %8.2f  >= 0.70 x ceiling    %s%s\n",
                "round trips/s (ceiling: pipelined mix)", m[5], m[8], m[10], m[10] >= 0.70 ? ok : ko,
                b->k < 256 ? "  (few senders: bound by latency, not throughput)" : "");
+        if (g_fanout)
+            printf("  %-40s %12s %12.0f %8.2f  (diagnostic)\n",
+                   "  ceiling with its messages delivered", "", m[13], m[14]);
         printf("  per round trip: %.2f Redis commands [%s];\n"
                "    %.2f submitted by the hub, %.2f pub/sub messages received, %.2f heartbeat "
                "writes\n",
@@ -1146,7 +1238,7 @@ static void usage(FILE *f)
     fputs("usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
           "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
           "[--layer-floor]\n"
-          "                    [--scrape-ms N]\n"
+          "                    [--scrape-ms N] [--fanout-ceiling]\n"
           "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
           "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
           "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
@@ -1163,6 +1255,10 @@ static void usage(FILE *f)
           "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
           "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
           "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
+          "  --fanout-ceiling (diagnostic): also measure the ceiling with a raw reader\n"
+          "  subscribed to max(N, 1024) receivers' and 256 senders' channels, as the hub is,\n"
+          "  so Redis delivers the mix's publishes and slot events as it does for the hub\n"
+          "  (the main ceiling has nobody subscribed, which spares Redis that work).\n"
           "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
           "  another thread during the measurement (compare with a run without it).\n"
           "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes) and\n"
@@ -1188,6 +1284,7 @@ int main(int argc, char **argv)
                                          {"no-ack-wait", no_argument, 0, 'a'},
                                          {"spin-us", required_argument, NULL, 'S'},
                                          {"layer-floor", no_argument, 0, 'L'},
+                                         {"fanout-ceiling", no_argument, 0, 'F'},
                                          {"scrape-ms", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -1245,6 +1342,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             g_layer_floor = 1;
+            break;
+        case 'F':
+            g_fanout = 1;
             break;
         case 'S': {
             unsigned long v = strtoul(optarg, &end, 10);
