@@ -87,8 +87,7 @@ typedef struct bc_runtime_opts_s {
     int deterministic; /* nonzero: one worker, seeded interleaving (tests) */
     uint64_t seed;     /* seed for deterministic mode */
     int io_spin_us;    /* how long the I/O thread keeps polling after its last work
-                          before it sleeps; -1 = never spin, 0 = default (never with
-                          worker reads, the default; 100 us without them) */
+                          before it sleeps; -1 = never spin, 0 = default (100 us) */
     int io_direct;     /* 0 = default (on): a worker writes the Redis commands of an
                           actor turn itself while the I/O thread sleeps, instead of
                           waking it; -1 = always hand them to the I/O thread */

@@ -6,11 +6,10 @@
  * takes the queue from idle to busy pays for ev_async_send (one eventfd
  * write), every other push is one atomic exchange. The loop drains a bounded
  * number of tasks per wake-up so sockets are never starved by a flood.
- * After an iteration with work, the loop can keep polling without sleeping for
- * io_spin_us: a reply or the next command usually comes within that, and
- * catching it awake saves a thread wake-up. By default it does so (100 us)
- * only without worker reads (below), whose spinning workers already catch
- * them on an awake CPU; with them, its polling would only take CPU.
+ * After an iteration with work, the loop keeps polling without sleeping for
+ * io_spin_us (default 100 us): a reply or the next command usually comes
+ * within that, and catching it awake saves a thread wake-up each way, the
+ * largest part of a signal's latency on a VM.
  *
  * Key decision (direct writes): the loop is guarded by a mutex that the I/O
  * thread holds except while it sleeps in epoll_wait (libev's release/acquire

@@ -98,14 +98,11 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->nworkers = n;
     rt->batch = opts->batch ? opts->batch : BC_DEFAULT_BATCH;
     rt->spin_us = opts->spin_us ? opts->spin_us : BC_DEFAULT_SPIN_US;
+    rt->io_spin_us = opts->io_spin_us < 0    ? 0
+                     : opts->io_spin_us == 0 ? BC_DEFAULT_IO_SPIN_US
+                                             : (unsigned)opts->io_spin_us;
     rt->io_direct = opts->io_direct >= 0;
     rt->io_poll = opts->io_poll >= 0;
-    /* With worker reads the I/O thread's polling only duplicates the spinning workers' and
-     * takes CPU from Redis and the workers (io.c): by default it spins only without them. */
-    rt->io_spin_us = opts->io_spin_us < 0           ? 0
-                     : opts->io_spin_us > 0         ? (unsigned)opts->io_spin_us
-                     : rt->io_direct && rt->io_poll ? 0
-                                                    : BC_DEFAULT_IO_SPIN_US;
     rt->det = opts->deterministic != 0;
     rt->seed = opts->seed;
     bc_mpscq_init(&rt->inject, 0);
