@@ -14,6 +14,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* An on/off environment setting: "0" sets *opt to -1 (off), "1" leaves the default (on),
+ * anything else is ignored with a warning naming the variable and the value. */
+static void env_switch(const char *name, int *opt)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return;
+    if (strcmp(s, "0") == 0)
+        *opt = -1;
+    else if (strcmp(s, "1") != 0)
+        bc_log(BC_LOG_WARN, "%s=\"%s\" ignored: expected 0 or 1", name, s);
+}
+
 void bc_runtime_opts_init(bc_runtime_opts_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -35,20 +48,8 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         else
             bc_log(BC_LOG_WARN, "BC_IO_SPIN_US=\"%s\" ignored: expected 0..1000000", s);
     }
-    s = getenv("BC_IO_DIRECT");
-    if (s && *s) {
-        if (strcmp(s, "0") == 0)
-            o->io_direct = -1;
-        else if (strcmp(s, "1") != 0)
-            bc_log(BC_LOG_WARN, "BC_IO_DIRECT=\"%s\" ignored: expected 0 or 1", s);
-    }
-    s = getenv("BC_IO_POLL");
-    if (s && *s) {
-        if (strcmp(s, "0") == 0)
-            o->io_poll = -1;
-        else if (strcmp(s, "1") != 0)
-            bc_log(BC_LOG_WARN, "BC_IO_POLL=\"%s\" ignored: expected 0 or 1", s);
-    }
+    env_switch("BC_IO_DIRECT", &o->io_direct);
+    env_switch("BC_IO_POLL", &o->io_poll);
 }
 
 static void runtime_free(bc_runtime_t *rt)

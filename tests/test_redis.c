@@ -269,20 +269,31 @@ static void pp_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
     }
 }
 
-static void run_ping_pong(bc_test_redis_t *h, int direct)
+/* Two workers, direct writes and worker reads on or off, an I/O thread that never polls (it
+ * sleeps between replies, so a worker finds it asleep), and a client connected on it. */
+static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc_runtime_t **rt,
+                                    bc_redis_conf_t *conf)
 {
     bc_runtime_opts_t o;
     bc_runtime_opts_init(&o);
     o.workers = 2;
     o.io_direct = direct ? 1 : -1;
-    o.io_spin_us = -1; /* the I/O thread sleeps between replies: the worker finds it asleep */
-    bc_runtime_t *rt = NULL;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
-    bc_redis_conf_t conf;
-    conf_for(&conf, bc_test_redis_url(h));
+    o.io_poll = poll ? 1 : -1;
+    o.io_spin_us = -1;
+    *rt = NULL;
+    assert_int_equal(bc_runtime_create(&o, rt), 0);
+    conf_for(conf, bc_test_redis_url(h));
     bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+    assert_int_equal(bc_redis_create(*rt, conf, &r), 0);
     assert_true(wait_connected(r, 10000));
+    return r;
+}
+
+static void run_ping_pong(bc_test_redis_t *h, int direct)
+{
+    bc_runtime_t *rt;
+    bc_redis_conf_t conf;
+    bc_redis_t *r = sleepy_io_client(h, direct, 1, &rt, &conf);
     redisReply *rep = bc_test_redis_cmd(h, "DEL pp");
     freeReplyObject(rep);
     pp_t p = {.r = r, .n = bc_test_scaled(3000, 500)};
@@ -399,19 +410,9 @@ static void wr_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
 
 static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill)
 {
-    bc_runtime_opts_t o;
-    bc_runtime_opts_init(&o);
-    o.workers = 2;
-    o.io_direct = direct ? 1 : -1;
-    o.io_poll = poll ? 1 : -1;
-    o.io_spin_us = -1; /* the I/O thread sleeps between messages */
-    bc_runtime_t *rt = NULL;
-    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    bc_runtime_t *rt;
     bc_redis_conf_t conf;
-    conf_for(&conf, bc_test_redis_url(h));
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
+    bc_redis_t *r = sleepy_io_client(h, direct, poll, &rt, &conf);
     wr_t p = {.r = r, .n = bc_test_scaled(3000, 500)};
     bc_actor_t *a = bc_spawn(rt, wr_fn, &p);
     const char *ch = "wr:chan";
