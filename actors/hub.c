@@ -307,7 +307,7 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
     bc_redis_conf_free(&conf);
     h->heartbeat = bc__heartbeat_spawn(h);
     h->watcher = bc__watcher_spawn(h);
-    h->reaper = bc__reaper_spawn(h);
+    bc__reaper_spawn(h); /* sets h->reaper before the reaper can run */
     if (h->watcher == NULL || h->heartbeat == NULL || h->reaper == NULL || bc__work_init(h) != 0) {
         bc__seterr(err, errlen, "cannot spawn the hub's actors (runtime shutting down?)");
         rc = -ESHUTDOWN;

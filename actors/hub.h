@@ -216,7 +216,7 @@ int bc__coord_force_unblock(bc_coord_t *c);
 bc_actor_t *bc__watcher_spawn(bc_hub_t *h);
 /* heartbeat.c */
 bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h);
-/* reaper.c */
+/* reaper.c: spawn the reaper and set h->reaper (before it can run), or leave it NULL. */
 bc_actor_t *bc__reaper_spawn(bc_hub_t *h);
 /* Delete coordinator id's state by exact key (PROTOCOL §4.5 step 4: heartbeat, signal slot and
  * queue, ACK slot, per-signal ACKs, warning, activity, registry entry, consumed markers, Node

@@ -1466,6 +1466,9 @@ bc_actor_t *bc__reaper_spawn(bc_hub_t *h)
         free(r);
         return NULL;
     }
+    /* Before anything can make it run (its timer, a reconnect): its turns read h->reaper
+     * (bc__op_cmd), which the hub would otherwise set only once this returns. */
+    h->reaper = r->self;
     bc_redis_watch(h->redis, r->self);
     if (h->opts.reaper)
         bc_timer_start(r->self, BC__M_REAP_TIMER, h->opts.scan_ms, h->opts.scan_ms, &r->timer);
