@@ -84,6 +84,7 @@ struct bc__lane_s {
     uint64_t last_ts; /* the last stamp given to a signal to this receiver */
     unsigned pending; /* writes submitted and unanswered */
     bool nx_inflight;
+    bool used; /* a signal got its stamp here */
     send_rec_t *dhead, *dtail;
     char to[BC_ID_MAX + 1];
 };
@@ -248,6 +249,17 @@ int bc_coord_flush(bc_coord_t *c, int timeout_ms)
     return 0;
 }
 
+/* Free an idle lane, keeping its last stamp as the floor of every later lane: a lane is freed
+ * only once its last stamp is in the past, but the Redis clock estimate can step back (a TIME
+ * refresh, a failover), and a new lane starting from the clock would then repeat a messageId
+ * that the receiver drops as a replay. Caller holds c->lane_lock and has unlinked l. */
+static void lane_free(bc_coord_t *c, bc__lane_t *l)
+{
+    if (l->last_ts > c->lane_floor)
+        c->lane_floor = l->last_ts;
+    free(l);
+}
+
 /* The lane of receiver `to`, created if needed; idle lanes passed on the way are freed.
  * Caller holds c->lane_lock. */
 static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
@@ -259,7 +271,7 @@ static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
             return l;
         if (lane_idle(l, now)) {
             *pp = l->next;
-            free(l);
+            lane_free(c, l);
             continue;
         }
         pp = &l->next;
@@ -268,6 +280,7 @@ static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
     if (l == NULL)
         abort();
     snprintf(l->to, sizeof l->to, "%s", to);
+    l->last_ts = c->lane_floor; /* its first stamp is above every stamp this sender gave */
     l->next = c->lanes;
     c->lanes = l;
     return l;
@@ -309,8 +322,8 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     int n = bc_sig_encode(h->hmac, ts, c->id, to, it, type, payload_json, rec->json, cap, mid, err,
                           errlen);
     if (n < 0) {
-        if (lane_idle(l, now + 1) && l->last_ts == 0) { /* just created for nothing */
-            bc__lane_t **pp = &c->lanes;
+        if (!l->used && l->pending == 0 && !l->nx_inflight && l->dhead == NULL) {
+            bc__lane_t **pp = &c->lanes; /* just created for nothing */
             while (*pp != l)
                 pp = &(*pp)->next;
             *pp = l->next;
@@ -321,6 +334,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         return n == -ENOSPC ? -EINVAL : n;
     }
     l->last_ts = ts;
+    l->used = true;
     rec->len = (size_t)n;
     rec->next = NULL;
     snprintf(rec->to, sizeof rec->to, "%s", to);
@@ -462,7 +476,7 @@ static void on_send_reply(bc_coord_t *c, bc_redis_reply_msg_t *m)
         while (*pp != l)
             pp = &(*pp)->next;
         *pp = l->next;
-        free(l);
+        lane_free(c, l);
     }
     pthread_mutex_unlock(&c->lane_lock);
     if (!keep)

@@ -60,6 +60,7 @@ struct bc_coord_s {
     _Atomic uint64_t signals_received, signals_sent;
     pthread_mutex_t lane_lock; /* lanes: senders (any thread) and the coordinator */
     struct bc__lane_s *lanes;  /* per-receiver send order */
+    uint64_t lane_floor;       /* the largest stamp of a freed lane (coord.c, lane_free) */
     void *live;                /* coord.c send records awaiting an answer */
     _Atomic int stopping;      /* bc_coord_stop called */
 
