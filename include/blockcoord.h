@@ -189,7 +189,8 @@ void bc_actor_release(bc_actor_t *a);
  * behaviour. Returns 0 or -EINVAL. */
 int bc_actor_set_affinity(bc_actor_t *a, int worker);
 
-/* 1 while the actor has not stopped (a stop may be pending), else 0. */
+/* 1 while the actor has not stopped (a stop may be pending), else 0: once it returns 0 the
+ * behaviour has returned from its BC_MSG_STOPPED turn and runs no more. */
 int bc_actor_alive(const bc_actor_t *a);
 
 /* The runtime an actor belongs to. */

@@ -263,11 +263,13 @@ static void finalize(bc_worker_t *w, bc_actor_t *a)
     bc_msg_t stopped = {.type = BC_MSG_STOPPED, .flags = BC_MSGF_EMBEDDED};
     atomic_init(&stopped.next, NULL);
 
-    /* release: bc_actor_alive() readers see the state the behaviour left. */
-    atomic_fetch_or_explicit(&a->flags, BC_ACTOR_STOPPED, memory_order_release);
     tls_current = &stopped;
     a->fn(a, a->state, &stopped);
     tls_current = NULL;
+    /* After the behaviour's last turn, not before: whoever waits for bc_actor_alive() to turn
+     * 0 may free what that turn reads (bc_hub_destroy frees the hub its actors' STOPPED turns
+     * use). release: those readers see the state the behaviour left. */
+    atomic_fetch_or_explicit(&a->flags, BC_ACTOR_STOPPED, memory_order_release);
     live_remove(rt, a);
 
     /* Messages that raced the stop are dead letters. */

@@ -52,6 +52,32 @@ static void test_stop_with_messages_in_flight(void **state)
 }
 
 /* The handle outlives the actor: sends and stops are refused, not crashes. */
+/* bc_actor_alive() turns 0 only once the BC_MSG_STOPPED turn has returned, so a waiter may free
+ * what that turn reads (bc_hub_destroy does): the turn here takes 50 ms before it finishes. */
+static void slow_stop(bc_actor_t *self, void *st, bc_msg_t *msg)
+{
+    (void)self;
+    if (msg->type == BC_MSG_STOPPED) {
+        bc_test_sleep_ms(50);
+        /* release: pairs with the test thread's acquire. */
+        atomic_store_explicit((_Atomic int *)st, 1, memory_order_release);
+    }
+}
+
+static void test_alive_until_last_turn_returns(void **state)
+{
+    (void)state;
+    bc_runtime_t *rt = bc_test_runtime(2);
+    _Atomic int done = 0;
+    bc_actor_t *a = bc_spawn(rt, slow_stop, &done);
+    assert_int_equal(bc_stop(a), 0);
+    while (bc_actor_alive(a))
+        bc_test_sleep_ms(1);
+    assert_int_equal(atomic_load_explicit(&done, memory_order_acquire), 1);
+    bc_actor_release(a);
+    bc_runtime_destroy(rt);
+}
+
 static void test_handle_outlives_actor(void **state)
 {
     (void)state;
@@ -249,6 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_with_messages_in_flight),
         cmocka_unit_test(test_handle_outlives_actor),
+        cmocka_unit_test(test_alive_until_last_turn_returns),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_wait_from_worker_refused),
         cmocka_unit_test(test_destroy_drains_everything),
