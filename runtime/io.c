@@ -229,6 +229,35 @@ void bc_io_post_direct(bc_runtime_t *rt, bc_io_task_t *task)
         w->io_owes = true; /* paid by bc__io_turn_end, or by the next bc_io_post */
 }
 
+/* A worker takes the loop (direct writes, worker reads): false if the I/O thread or another
+ * worker holds it, or it is stopping. On true the caller runs tasks or reads under the loop,
+ * then calls combine_end. */
+static bool combine_begin(bc_io_t *io)
+{
+    if (pthread_mutex_trylock(&io->lock) != 0)
+        return false;
+    if (io->stop) {
+        pthread_mutex_unlock(&io->lock);
+        return false;
+    }
+    tls_combining = io;
+    ev_now_update(io->loop); /* the loop's clock stopped when it went to sleep */
+    io->combine_wake = false;
+    return true;
+}
+
+/* Give the loop back, and wake it if what ran changed what it must notice. Returns whether
+ * it was woken. */
+static bool combine_end(bc_io_t *io)
+{
+    tls_combining = NULL;
+    bool wake = io->combine_wake;
+    pthread_mutex_unlock(&io->lock);
+    if (wake)
+        ev_async_send(io->loop, &io->wake);
+    return wake;
+}
+
 void bc_io_urgent(bc_runtime_t *rt)
 {
     bc_worker_t *w = bc__tls_worker;
@@ -249,27 +278,16 @@ void bc__io_turn_end(bc_worker_t *w)
     /* A bulk of commands (a heartbeat slice, a burst of ACKs) gains nothing from leaving a
      * little sooner, and would hold the loop (and this worker) for long: the I/O thread takes
      * it. */
-    if (pushed <= IO_DIRECT_MAX_TASKS && pthread_mutex_trylock(&io->lock) == 0) {
-        if (!io->stop) {
-            tls_combining = io;
-            ev_now_update(io->loop); /* the loop's clock stopped when it went to sleep */
-            io->combine_wake = false;
-            run_tasks(io, IO_TASKS_PER_COMBINE, true);
-            tls_combining = NULL;
-            /* Whatever the tasks posted from here, this drain took or the wake below covers. */
-            w->io_pushed = 0;
-            w->io_owes = false;
-            bool wake = io->combine_wake;
-            pthread_mutex_unlock(&io->lock);
-            /* relaxed: statistics. */
-            atomic_fetch_add_explicit(&io->n_direct, 1, memory_order_relaxed);
-            if (wake) {
-                atomic_fetch_add_explicit(&io->n_direct_wakes, 1, memory_order_relaxed);
-                ev_async_send(io->loop, &io->wake);
-            }
-            return;
-        }
-        pthread_mutex_unlock(&io->lock);
+    if (pushed <= IO_DIRECT_MAX_TASKS && combine_begin(io)) {
+        run_tasks(io, IO_TASKS_PER_COMBINE, true);
+        /* Whatever the tasks posted from here, this drain took or the wake covers. */
+        w->io_pushed = 0;
+        w->io_owes = false;
+        /* relaxed: statistics. */
+        atomic_fetch_add_explicit(&io->n_direct, 1, memory_order_relaxed);
+        if (combine_end(io))
+            atomic_fetch_add_explicit(&io->n_direct_wakes, 1, memory_order_relaxed);
+        return;
     }
     /* The loop is awake (or stopping) and holds the queue, unless we took it from idle. */
     if (owes)
@@ -324,34 +342,24 @@ bool bc__io_poll(bc_worker_t *w)
     /* Edge-triggered: what this worker collected and cannot read now (the loop is held: the
      * I/O thread is awake, or another worker writes) stays readable for the loop's own
      * level-triggered watcher, which reads it. */
-    if (n <= 0 || pthread_mutex_trylock(&io->lock) != 0)
+    if (n <= 0 || !combine_begin(io))
         return false;
     bool read = false;
-    if (!io->stop) {
-        tls_combining = io;
-        ev_now_update(io->loop);
-        io->combine_wake = false;
-        io->in_tasks = true; /* a flush queued by a callback runs below, not later */
-        for (int i = 0; i < n; i++) {
-            unsigned slot = (unsigned)(ev[i].data.u64 & 0xff);
-            uint32_t gen = (uint32_t)(ev[i].data.u64 >> 8);
-            if (slot < IO_MAX_POLLS && io->polls[slot].p && io->polls[slot].gen == gen) {
-                bc_io_poll_t *p = io->polls[slot].p;
-                p->fn(io, p);
-                read = true;
-            }
+    io->in_tasks = true; /* a flush queued by a callback runs below, not later */
+    for (int i = 0; i < n; i++) {
+        unsigned slot = (unsigned)(ev[i].data.u64 & 0xff);
+        uint32_t gen = (uint32_t)(ev[i].data.u64 >> 8);
+        if (slot < IO_MAX_POLLS && io->polls[slot].p && io->polls[slot].gen == gen) {
+            io->polls[slot].p->fn(io, io->polls[slot].p);
+            read = true;
         }
-        io->in_tasks = false;
-        flush_writes(io);
-        tls_combining = NULL;
     }
-    bool wake = io->combine_wake;
-    pthread_mutex_unlock(&io->lock);
+    io->in_tasks = false;
+    flush_writes(io);
+    combine_end(io);
     if (read)
         /* relaxed: statistics. */
         atomic_fetch_add_explicit(&io->n_polled, 1, memory_order_relaxed);
-    if (wake)
-        ev_async_send(io->loop, &io->wake);
     return read;
 }
 
