@@ -289,6 +289,15 @@ static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc
     return r;
 }
 
+static void sleepy_io_client_free(bc_actor_t *a, bc_redis_t *r, bc_runtime_t *rt,
+                                  bc_redis_conf_t *conf)
+{
+    bc_actor_release(a);
+    bc_redis_destroy(r);
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(conf);
+}
+
 static void run_ping_pong(bc_test_redis_t *h, int direct)
 {
     bc_runtime_t *rt;
@@ -314,10 +323,7 @@ static void run_ping_pong(bc_test_redis_t *h, int direct)
     } else {
         assert_int_equal(rs.io_direct, 0);
     }
-    bc_actor_release(a);
-    bc_redis_destroy(r);
-    bc_runtime_destroy(rt);
-    bc_redis_conf_free(&conf);
+    sleepy_io_client_free(a, r, rt, &conf);
 }
 
 static void test_direct_writes(void **st)
@@ -444,10 +450,7 @@ static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill
         assert_int_equal(rs.io_polled, 0);
     if (kill)
         assert_true(ld(&p.ups) >= 2); /* the first when watching began, then the reconnect */
-    bc_actor_release(a);
-    bc_redis_destroy(r);
-    bc_runtime_destroy(rt);
-    bc_redis_conf_free(&conf);
+    sleepy_io_client_free(a, r, rt, &conf);
 }
 
 static void test_worker_reads(void **st)
