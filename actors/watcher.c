@@ -3,8 +3,9 @@
  * It turns Redis events into coordinator wake-ups: keyspace events on the slots, queues and
  * ACK keys of hosted coordinators, native publish hints that carry the signal or ACK itself
  * (the fast path: one Redis hop), and, where CONFIG is refused, a batched poll. It consumes
- * signals atomically (GETDEL, LPOP), verifies them, drops replays, writes both ACK keys and
- * verifies incoming ACKs.
+ * signals atomically (GETDEL, LPOP), verifies them, drops replays, and verifies incoming ACKs.
+ * The ACK of a delivered signal is written by its coordinator (coord.c, write_acks), after the
+ * continuation the signal resumed and before any Redis write of that continuation.
  *
  * Key decision: every signal is "claimed" in a time-bounded in-memory set keyed by (receiver,
  * messageId) by whichever path sees it first: the publish hint or the durable copy. The other
