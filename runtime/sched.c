@@ -443,9 +443,10 @@ static void *worker_main(void *arg)
             batch = 1 + (unsigned)(rng_next(&w->rng) % rt->batch);
         bool again = bc__actor_run(w, a, batch);
         /* Write what the turns queued for Redis (io.c, direct writes) once this worker has
-         * nothing else to run, or after IO_DEFER_TURNS turns: an actor made runnable here
-         * runs first (a woken coordinator before its ACK writes), and under load the commands
-         * of many turns leave in one write, as the I/O thread would batch them. */
+         * nothing else to run, after IO_DEFER_TURNS turns, or at once if the turn asked for it
+         * (bc_redis_urgent: a signal, an ACK). Otherwise an actor made runnable here runs first
+         * (a woken coordinator before the watcher's bookkeeping writes), and under load the
+         * commands of many turns leave in one write, as the I/O thread would batch them. */
         if (w->io_pushed) {
             if (++w->io_deferred >= IO_DEFER_TURNS || w->io_urgent ||
                 (w->runnext == NULL && rq_len(w) == 0)) {
