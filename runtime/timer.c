@@ -100,6 +100,9 @@ static void fire(bc_wheel_node_t *n, void *arg)
     tick->seq = ++t->seq;
     /* relaxed: we hold the I/O side's reference already. */
     atomic_fetch_add_explicit(&t->rc, 1, memory_order_relaxed);
+    /* The time of firing, taken before the send: the actor may receive the tick (and a test
+     * may look at the clock) before this thread goes on, which can be preempted here. */
+    uint64_t now = bc_now_ms();
     int rc = bc_send(t->actor, &tick->hdr);
     if (rc != 0 || t->period_ms == 0) {
         io_disown(ts, t); /* one-shot done, or its actor stopped */
@@ -107,7 +110,6 @@ static void fire(bc_wheel_node_t *n, void *arg)
     }
     /* Next deadline from the previous one, so drift never accumulates;
      * skip the ticks a late loop missed instead of bunching them. */
-    uint64_t now = bc_now_ms();
     uint64_t next = n->deadline + t->period_ms;
     if (next <= now)
         next += ((now - next) / t->period_ms + 1) * t->period_ms;
