@@ -21,6 +21,7 @@
 #define BC_DEFAULT_BATCH 64
 #define BC_DEFAULT_SPIN_US 50
 #define BC_DEFAULT_IO_SPIN_US 100
+#define BC_IO_MAX_POLLS 8 /* sockets a spinning worker may read (io.c, "worker reads") */
 
 #define bc_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -85,6 +86,9 @@ typedef struct bc_worker_s {
     bool io_owes;
     unsigned io_deferred; /* turns run since the first of those tasks was queued */
     bool io_urgent;       /* one of them should leave at the end of this turn (a signal) */
+    /* Ready sockets (slot | generation << 8) this worker left for its next look (io.c). */
+    uint64_t io_carry[BC_IO_MAX_POLLS];
+    unsigned io_ncarry;
     /* Deterministic mode: the runnable set, picked from at random. */
     bc_actor_t **bag;
     size_t bag_len, bag_cap;
@@ -194,15 +198,19 @@ struct bc_io_poll_s {
     void (*fn)(bc_io_t *io, bc_io_poll_t *p);
     int slot; /* -1: not watched (initialise so) */
     int fd;
+    bool first; /* read before the others; if that made work for this worker, the others wait
+                   for its next look (a subscriber: what it reads wakes someone) */
 };
 /* Watch fd for p (under the loop). 0, -EINVAL (worker reads off, or p watched already),
  * -ENOSPC (all slots taken: the loop alone reads it) or an epoll_ctl errno. */
 int bc_io_poll_add(bc_io_t *io, bc_io_poll_t *p, int fd);
 /* Stop watching (under the loop, before fd is closed). No-op if p is not watched. */
 void bc_io_poll_del(bc_io_t *io, bc_io_poll_t *p);
-/* Workers looking for work: read the watched sockets that became ready, if the loop is free.
- * True if something was read (actors it made runnable are on this worker). */
-bool bc__io_poll(bc_worker_t *w);
+/* Workers looking for work (looking): read the watched sockets that became ready, if the loop
+ * is free. True if something was read (actors it made runnable are on this worker). Sockets
+ * after a `first` one that woke an actor here are left in w->io_carry; a call with !looking
+ * reads just those, once this worker has nothing more urgent (worker_main). */
+bool bc__io_poll(bc_worker_t *w, bool looking);
 
 /* timer.c (runs on the I/O thread) */
 typedef struct bc_timers_s bc_timers_t;

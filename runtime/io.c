@@ -50,13 +50,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define IO_TASKS_PER_WAKE 4096
 #define IO_TASKS_PER_COMBINE 512 /* a worker's share before it hands the rest to the loop */
 #define IO_DIRECT_MAX_TASKS 64   /* a worker's own tasks beyond which it hands them over */
 #define IO_MAX_CLOSERS 16
-#define IO_MAX_POLLS 8 /* sockets a spinning worker may read (io.c, "worker reads") */
+#define IO_MAX_POLLS BC_IO_MAX_POLLS
 
 struct bc_io_s {
     bc_runtime_t *rt;
@@ -349,31 +350,66 @@ void bc_io_poll_del(bc_io_t *io, bc_io_poll_t *p)
     atomic_fetch_sub_explicit(&io->npolls, 1, memory_order_relaxed);
 }
 
-bool bc__io_poll(bc_worker_t *w)
+/* The poll slot an event or a carried entry names, if it still holds the same socket. */
+static bc_io_poll_t *poll_of(bc_io_t *io, uint64_t key)
+{
+    unsigned slot = (unsigned)(key & 0xff);
+    uint32_t gen = (uint32_t)(key >> 8);
+    if (slot < IO_MAX_POLLS && io->polls[slot].p && io->polls[slot].gen == gen)
+        return io->polls[slot].p;
+    return NULL;
+}
+
+bool bc__io_poll(bc_worker_t *w, bool looking)
 {
     bc_io_t *io = w->rt->io;
     /* relaxed: a hint; a socket added a moment ago is read by the loop anyway. */
     if (io == NULL || atomic_load_explicit(&io->npolls, memory_order_relaxed) == 0)
         return false;
+    /* What this worker left at its last look first (still readable: level), then new edges. */
+    uint64_t keys[2 * IO_MAX_POLLS];
+    unsigned n = 0;
+    for (unsigned i = 0; i < w->io_ncarry; i++)
+        keys[n++] = w->io_carry[i];
+    w->io_ncarry = 0;
     struct epoll_event ev[IO_MAX_POLLS];
-    int n = epoll_wait(io->pollfd, ev, IO_MAX_POLLS, 0);
+    int got = looking ? epoll_wait(io->pollfd, ev, IO_MAX_POLLS, 0) : 0;
+    for (int i = 0; i < got; i++) {
+        unsigned j = 0;
+        while (j < n && keys[j] != ev[i].data.u64)
+            j++;
+        if (j == n)
+            keys[n++] = ev[i].data.u64;
+    }
+    if (n == 0)
+        return false;
     /* Edge-triggered: what this worker collected and cannot read now (the loop is held: the
      * I/O thread is awake, or another worker writes) stays readable for the loop's own
      * level-triggered watcher, which reads it. */
-    if (n <= 0)
-        return false;
     if (!combine_begin(io)) {
-        /* Whoever holds the loop may be waiting for this very CPU (see "Yielding"). */
-        sched_yield();
+        /* Whoever holds the loop may be waiting for this very CPU (see "Yielding"); a worker
+         * with work of its own goes on with it. */
+        if (looking)
+            sched_yield();
         return false;
     }
     bool read = false;
     io->in_tasks = true; /* a flush queued by a callback runs below, not later */
-    for (int i = 0; i < n; i++) {
-        unsigned slot = (unsigned)(ev[i].data.u64 & 0xff);
-        uint32_t gen = (uint32_t)(ev[i].data.u64 >> 8);
-        if (slot < IO_MAX_POLLS && io->polls[slot].p && io->polls[slot].gen == gen) {
-            io->polls[slot].p->fn(io, io->polls[slot].p);
+    /* A socket marked first (the subscriber) is read first. If that woke an actor here, the
+     * others (replies, mostly) wait in w->io_carry for the look that follows that actor's
+     * turn (worker_main): a signal's wake-up does not wait for the parsing of unrelated
+     * replies. Meanwhile the loop's watcher may read them; a look that finds them drained
+     * costs one read that returns EAGAIN. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (unsigned i = 0; i < n; i++) {
+            bc_io_poll_t *p = poll_of(io, keys[i]);
+            if (p == NULL || p->first != (pass == 0))
+                continue;
+            if (pass == 1 && looking && w->runnext != NULL) {
+                w->io_carry[w->io_ncarry++] = keys[i];
+                continue;
+            }
+            p->fn(io, p);
             read = true;
         }
     }

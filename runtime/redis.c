@@ -503,6 +503,7 @@ int bc_redis_create(bc_runtime_t *rt, const bc_redis_conf_t *conf, bc_redis_t **
     for (int i = 0; i < r->nconns; i++) {
         r->conns[i].r = r;
         r->conns[i].sub = i == r->conf.pool_size;
+        r->conns[i].poll.first = r->conns[i].sub; /* what it reads wakes actors */
     }
     bc__redis_conn_init(r);
     bc_log(BC_LOG_INFO, "Redis: connecting to %s (%d command connection%s + subscriber)", r->target,

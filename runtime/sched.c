@@ -400,6 +400,7 @@ static void *worker_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
     for (;;) {
+        bool help = false;
         bc_actor_t *a = next_actor(w);
         if (a == NULL && w->io_pushed) {
             w->io_deferred = 0;
@@ -420,7 +421,7 @@ static void *worker_main(void *arg)
             bool poll = deadline != 0 && rt->io_poll;
             while ((a = next_actor(w)) == NULL) {
                 if ((k++ & 15) == 0) {
-                    if (poll && bc__io_poll(w))
+                    if (poll && bc__io_poll(w, true))
                         continue;
                     if (k > 1 && bc_now_ns() > deadline)
                         break;
@@ -434,9 +435,12 @@ static void *worker_main(void *arg)
                 park(w);
                 continue;
             }
-            /* We were the last one looking: if there is more, get help. */
-            if (left == 0 && work_visible(w))
-                wake_one(rt);
+            /* We were the last one looking: if there is more, get help, once the actor
+             * found has had its turn. The wake-up (a futex call, on a VM often an
+             * inter-processor interrupt) would otherwise delay the turn that is usually the
+             * one somebody waits for, such as the watcher's with a signal that just arrived;
+             * a turn is at most `batch` messages of one actor. */
+            help = left == 0;
         }
         unsigned batch = rt->batch;
         if (rt->det)
@@ -454,6 +458,12 @@ static void *worker_main(void *arg)
                 bc__io_turn_end(w);
             }
         }
+        if (help && work_visible(w))
+            wake_one(rt);
+        /* Sockets a look left for after the actors it woke (io.c), unless another actor was
+         * just made runnable here: it goes first (the loop reads them meanwhile). */
+        if (w->io_ncarry && w->runnext == NULL)
+            bc__io_poll(w, false);
         if (again) {
             if (rt->det)
                 bag_add(w, a);
