@@ -84,7 +84,6 @@ struct bc__lane_s {
     uint64_t last_ts; /* the last stamp given to a signal to this receiver */
     unsigned pending; /* writes submitted and unanswered */
     bool nx_inflight;
-    bool used; /* a signal got its stamp here */
     send_rec_t *dhead, *dtail;
     char to[BC_ID_MAX + 1];
 };
@@ -260,10 +259,11 @@ static void lane_free(bc_coord_t *c, bc__lane_t *l)
     free(l);
 }
 
-/* The lane of receiver `to`, created if needed; idle lanes passed on the way are freed.
- * Caller holds c->lane_lock. */
-static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
+/* The lane of receiver `to`, created if needed (then at the head of c->lanes, *created set);
+ * idle lanes passed on the way are freed. Caller holds c->lane_lock. */
+static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now, bool *created)
 {
+    *created = false;
     bc__lane_t **pp = &c->lanes;
     while (*pp) {
         bc__lane_t *l = *pp;
@@ -283,6 +283,7 @@ static bc__lane_t *lane_get(bc_coord_t *c, const char *to, uint64_t now)
     l->last_ts = c->lane_floor; /* its first stamp is above every stamp this sender gave */
     l->next = c->lanes;
     c->lanes = l;
+    *created = true;
     return l;
 }
 
@@ -315,18 +316,16 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     uint64_t now = bc__hub_stamp(h);
 
     pthread_mutex_lock(&c->lane_lock);
-    bc__lane_t *l = lane_get(c, to, now);
+    bool created;
+    bc__lane_t *l = lane_get(c, to, now, &created);
     /* Stamps strictly increase per receiver, so messageIds never repeat; they run ahead of
      * the clock only for more than one signal per millisecond to one receiver. */
     uint64_t ts = now > l->last_ts ? now : l->last_ts + 1;
     int n = bc_sig_encode(h->hmac, ts, c->id, to, it, type, payload_json, rec->json, cap, mid, err,
                           errlen);
     if (n < 0) {
-        if (!l->used && l->pending == 0 && !l->nx_inflight && l->dhead == NULL) {
-            bc__lane_t **pp = &c->lanes; /* just created for nothing */
-            while (*pp != l)
-                pp = &(*pp)->next;
-            *pp = l->next;
+        if (created) { /* for nothing: still at the head */
+            c->lanes = l->next;
             free(l);
         }
         pthread_mutex_unlock(&c->lane_lock);
@@ -334,7 +333,6 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         return n == -ENOSPC ? -EINVAL : n;
     }
     l->last_ts = ts;
-    l->used = true;
     rec->len = (size_t)n;
     rec->next = NULL;
     snprintf(rec->to, sizeof rec->to, "%s", to);
