@@ -199,7 +199,7 @@ struct bc_io_poll_s {
     int slot; /* -1: not watched (initialise so) */
     int fd;
     bool first; /* read before the others; if that made work for this worker, the others wait
-                   for its next look (a subscriber: what it reads wakes someone) */
+                   until after that work's turn (a subscriber: what it reads wakes someone) */
 };
 /* Watch fd for p (under the loop). 0, -EINVAL (worker reads off, or p watched already),
  * -ENOSPC (all slots taken: the loop alone reads it) or an epoll_ctl errno. */

@@ -13,15 +13,14 @@
  *
  * Key decision (direct writes): the loop is guarded by a mutex that the I/O
  * thread holds except while it sleeps in epoll_wait (libev's release/acquire
- * hooks). A worker that queued Redis commands during an actor turn does not
- * wake the I/O thread at the end of the turn: if the mutex is free (the loop
- * sleeps), the worker drains the task queue itself, in order, and writes the
- * sockets, so a signal leaves on the thread that sent it, as a blocking
- * client's would. Tasks that change what the sleeping loop waits for (new
- * watchers, timers, a partial write, a dropped link) make the worker wake the
- * loop afterwards; plain commands on a ready connection do not, since their
- * replies wake it anyway. If the mutex is busy, the worker wakes the loop as
- * before. BC_IO_DIRECT=0 (or io_direct = -1) turns this off.
+ * hooks) or yields between spinning passes. A worker that queued Redis commands during an actor
+ * turn does not wake the I/O thread at the end of the turn: if the mutex is free (the loop sleeps),
+ * the worker drains the task queue itself, in order, and writes the sockets, so a signal leaves on
+ * the thread that sent it, as a blocking client's would. Tasks that change what the sleeping loop
+ * waits for (new watchers, timers, a partial write, a dropped link) make the worker wake the loop
+ * afterwards; plain commands on a ready connection do not, since their replies wake it anyway. If
+ * the mutex is busy, the worker wakes the loop as before. BC_IO_DIRECT=0 (or io_direct = -1) turns
+ * this off.
  *
  * Key decision (worker reads): each ready Redis socket is also in an edge-triggered epoll set
  * that a spinning worker checks (epoll_wait with a zero timeout) while it looks for work. When
@@ -50,7 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sched.h>
 #include <unistd.h>
 
 #define IO_TASKS_PER_WAKE 4096
@@ -90,7 +88,8 @@ struct bc_io_s {
     _Atomic uint64_t n_polled; /* statistics: reads made by workers */
 
     /* Everything below, the loop and every watcher on it: under `lock`, which the I/O thread
-     * holds except in epoll_wait, and a combining worker holds while it runs tasks. */
+     * holds except in epoll_wait and its yields, and a combining worker holds while it runs
+     * tasks or reads. */
     pthread_mutex_t lock;
     bool stop;
     bool task_clean;   /* the task running now left nothing the sleeping loop must notice */
@@ -405,6 +404,7 @@ bool bc__io_poll(bc_worker_t *w, bool looking)
             bc_io_poll_t *p = poll_of(io, keys[i]);
             if (p == NULL || p->first != (pass == 0))
                 continue;
+            /* Valid keys name distinct slots: at most IO_MAX_POLLS are carried. */
             if (pass == 1 && looking && w->runnext != NULL) {
                 w->io_carry[w->io_ncarry++] = keys[i];
                 continue;
