@@ -80,25 +80,33 @@ typedef void (*bc_behaviour_fn)(bc_actor_t *self, void *state, bc_msg_t *msg);
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct bc_runtime_opts_s {
-    unsigned workers;  /* worker threads; 0 = number of online CPUs */
-    unsigned batch;    /* messages per actor turn; 0 = 64 */
-    unsigned spin_us;  /* how long an idle worker looks for work before it
-                          parks; 0 = default (50 us) */
-    int deterministic; /* nonzero: one worker, seeded interleaving (tests) */
-    uint64_t seed;     /* seed for deterministic mode */
-    int io_spin_us;    /* how long the I/O thread keeps polling after its last work
-                          before it sleeps; -1 = never spin, 0 = default (100 us) */
-    int io_direct;     /* 0 = default (on): a worker writes the Redis commands of an
-                          actor turn itself while the I/O thread sleeps, instead of
-                          waking it; -1 = always hand them to the I/O thread */
-    int io_poll;       /* 0 = default (on, with io_direct): a worker that is looking for
-                          work reads a readable Redis socket itself, on a CPU that
-                          is already awake, instead of waiting for the I/O thread;
-                          -1 = only the I/O thread reads */
+    unsigned workers;   /* worker threads; 0 = number of online CPUs */
+    unsigned batch;     /* messages per actor turn; 0 = 64 */
+    unsigned spin_us;   /* how long an idle worker looks for work before it
+                           parks; 0 = default (50 us) */
+    int deterministic;  /* nonzero: one worker, seeded interleaving (tests) */
+    uint64_t seed;      /* seed for deterministic mode */
+    int io_spin_us;     /* how long the I/O thread keeps polling after its last work
+                           before it sleeps; -1 = never spin, 0 = default (100 us) */
+    int io_direct;      /* 0 = default (on): a worker writes the Redis commands of an
+                           actor turn itself while the I/O thread sleeps, instead of
+                           waking it; -1 = always hand them to the I/O thread */
+    int io_poll;        /* 0 = default (on, with io_direct): a worker that is looking for
+                           work reads a readable Redis socket itself, on a CPU that
+                           is already awake, instead of waiting for the I/O thread;
+                           -1 = only the I/O thread reads */
+    int warm_us;        /* CPU warmers: while a runtime thread is awake and for this long
+                           after the last one went to sleep, one SCHED_IDLE thread per CPU
+                           spins so that no CPU halts (a wake-up onto a halted vCPU costs
+                           tens of microseconds); they yield to any other thread at once.
+                           0 = default (1000 us), -1 = no warmers */
+    unsigned warm_cpus; /* at most this many CPUs are kept warm (the first ones the
+                           process may run on); 0 = default (up to 8) */
 } bc_runtime_opts_t;
 
 /* Fill `opts` with defaults (also read from the environment:
- * BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1, BC_IO_POLL=0|1). Always succeeds. */
+ * BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1, BC_IO_POLL=0|1, BC_WARM_US (0 = no warmers),
+ * BC_WARM_CPUS). Always succeeds. */
 void bc_runtime_opts_init(bc_runtime_opts_t *opts);
 
 /* Create a runtime and start its worker threads and its I/O thread.
@@ -120,6 +128,12 @@ void bc_runtime_destroy(bc_runtime_t *rt);
 /* Number of worker threads. */
 unsigned bc_runtime_workers(const bc_runtime_t *rt);
 
+/* Keep the runtime's CPU warmers (bc_runtime_opts_t.warm_us) running while held, as if a
+ * runtime thread were awake; holds nest, each hold(rt, 1) is ended by one hold(rt, 0). For a
+ * burst the caller knows is coming, and for benchmarks that measure another client under the
+ * CPU conditions the runtime's own threads see. No effect with warmers off. Any thread. */
+void bc_runtime_hold_warm(bc_runtime_t *rt, int hold);
+
 /* Runtime clock: milliseconds since an arbitrary start (CLOCK_MONOTONIC). */
 uint64_t bc_now_ms(void);
 /* Nanoseconds, CLOCK_MONOTONIC. */
@@ -138,6 +152,9 @@ typedef struct bc_runtime_stats_s {
     uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
     uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
     uint64_t io_polled;       /* times a worker read a Redis socket itself */
+    uint64_t warmers;         /* CPU warmer threads running (SCHED_IDLE, pinned) */
+    uint64_t warm_parks;      /* times a warmer went to sleep: nothing awake, window over */
+    uint64_t warm_wakes;      /* times a warmer woke again */
 } bc_runtime_stats_t;
 void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out);
 

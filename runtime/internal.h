@@ -22,6 +22,9 @@
 #define BC_DEFAULT_SPIN_US 50
 #define BC_DEFAULT_IO_SPIN_US 100
 #define BC_IO_MAX_POLLS 8 /* sockets a spinning worker may read (io.c, "worker reads") */
+#define BC_DEFAULT_WARM_US 1000
+#define BC_DEFAULT_WARM_CPUS 8 /* at most this many CPUs kept warm unless asked (warm.c) */
+#define BC_MAX_WARM_CPUS 1024
 
 #define bc_container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -123,10 +126,41 @@ struct bc_runtime_s {
 
     bc_live_shard_t *shards; /* nworkers + 1 (non-worker threads) */
     bc_io_t *io;
+
+    /* CPU warmers (warm.c): awake counts the runtime threads not asleep (workers not parked,
+     * the I/O thread not in a blocking poll) plus holds; warm_until_ns is when the window
+     * after the last of them fell asleep ends; warm_gen is the warmers' futex word. */
+    alignas(BC_CACHELINE) _Atomic int warm_awake;
+    _Atomic uint64_t warm_until_ns;
+    _Atomic uint32_t warm_gen;
+    _Atomic int warm_parked; /* warmers asleep on warm_gen */
+    _Atomic int warm_stop;
+    _Atomic uint64_t warm_parks, warm_wakes;
+    uint64_t warm_ns; /* 0: no warmers */
+    unsigned warm_cpus;
+    unsigned nwarm;                /* warmer threads started */
+    _Atomic unsigned warm_running; /* ... and running as SCHED_IDLE warmers */
+    struct bc_warmer_s *warmers;
 };
 
 /* The worker running on this thread, or NULL. */
 extern _Thread_local bc_worker_t *bc__tls_worker;
+
+static inline void bc__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* warm.c */
+/* Start the CPU warmers (none when rt->warm_ns is 0). Returns 0 or an errno (negative). */
+int bc__warm_start(bc_runtime_t *rt);
+/* Stop and join them. */
+void bc__warm_stop(bc_runtime_t *rt);
+/* A runtime thread is about to sleep / has just woken. */
+void bc__warm_sleep(bc_runtime_t *rt);
+void bc__warm_awake(bc_runtime_t *rt);
 
 /* sched.c */
 int bc__sched_start(bc_runtime_t *rt);

@@ -73,6 +73,7 @@ struct bc_io_s {
     } closers[IO_MAX_CLOSERS];
     unsigned nclosers;
     uint64_t spin_ns;    /* keep polling (no sleep) this long after the last work */
+    bool may_sleep;      /* the next poll may block: the thread counts as asleep (warm.c) */
     uint64_t busy_at_ns; /* loop thread only: last iteration that had work */
     bool direct;         /* workers may drain tasks and write themselves */
     _Atomic uint64_t n_direct, n_direct_wakes; /* statistics */
@@ -167,6 +168,8 @@ static void on_stop_task(bc_io_t *io, bc_io_task_t *task)
 static void loop_release(struct ev_loop *loop) EV_NOEXCEPT
 {
     bc_io_t *io = ev_userdata(loop);
+    if (io->may_sleep)
+        bc__warm_sleep(io->rt);
     pthread_mutex_unlock(&io->lock);
 }
 
@@ -174,6 +177,8 @@ static void loop_acquire(struct ev_loop *loop) EV_NOEXCEPT
 {
     bc_io_t *io = ev_userdata(loop);
     pthread_mutex_lock(&io->lock);
+    if (io->may_sleep)
+        bc__warm_awake(io->rt);
 }
 
 static void invoke_pending(struct ev_loop *loop)
@@ -199,11 +204,13 @@ static void *io_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     pthread_mutex_lock(&io->lock);
     if (io->spin_ns == 0) {
+        io->may_sleep = true;
         ev_run(io->loop, 0);
     } else {
         ev_set_invoke_pending_cb(io->loop, invoke_pending);
         while (!io->stop) {
             bool spin = bc_now_ns() - io->busy_at_ns < io->spin_ns;
+            io->may_sleep = !spin;
             ev_run(io->loop, spin ? EVRUN_NOWAIT : EVRUN_ONCE);
             if (spin) {
                 /* A spinning loop gives way (see "Yielding" above) and, unlocked for that

@@ -48,6 +48,24 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         else
             bc_log(BC_LOG_WARN, "BC_IO_SPIN_US=\"%s\" ignored: expected 0..1000000", s);
     }
+    s = getenv("BC_WARM_US");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v >= 0 && v <= 1000000)
+            o->warm_us = v ? (int)v : -1;
+        else
+            bc_log(BC_LOG_WARN, "BC_WARM_US=\"%s\" ignored: expected 0..1000000", s);
+    }
+    s = getenv("BC_WARM_CPUS");
+    if (s && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (*end == '\0' && v > 0 && v <= BC_MAX_WARM_CPUS)
+            o->warm_cpus = (unsigned)v;
+        else
+            bc_log(BC_LOG_WARN, "BC_WARM_CPUS=\"%s\" ignored: expected 1..%d", s, BC_MAX_WARM_CPUS);
+    }
     env_switch("BC_IO_DIRECT", &o->io_direct);
     env_switch("BC_IO_POLL", &o->io_poll);
 }
@@ -85,7 +103,8 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     }
     if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000 ||
         opts->io_spin_us < -1 || opts->io_spin_us > 1000000 || opts->io_direct < -1 ||
-        opts->io_direct > 1 || opts->io_poll < -1 || opts->io_poll > 1)
+        opts->io_direct > 1 || opts->io_poll < -1 || opts->io_poll > 1 || opts->warm_us < -1 ||
+        opts->warm_us > 1000000 || opts->warm_cpus > BC_MAX_WARM_CPUS)
         return -EINVAL;
     if (opts->deterministic)
         n = 1;
@@ -105,6 +124,12 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->io_direct = opts->io_direct >= 0;
     rt->io_poll = opts->io_poll >= 0;
     rt->det = opts->deterministic != 0;
+    rt->warm_ns = opts->warm_us < 0    ? 0
+                  : opts->warm_us == 0 ? BC_DEFAULT_WARM_US * 1000ull
+                                       : (uint64_t)opts->warm_us * 1000u;
+    rt->warm_cpus = opts->warm_cpus ? opts->warm_cpus : BC_DEFAULT_WARM_CPUS;
+    /* Every worker and the I/O thread start awake (warm.c). */
+    atomic_init(&rt->warm_awake, (int)n + 1);
     rt->seed = opts->seed;
     bc_mpscq_init(&rt->inject, 0);
     atomic_flag_clear(&rt->inject_lock);
@@ -125,10 +150,15 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
             (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
         bc_mpscq_init(&w->pinned, 0);
     }
-    if ((rc = bc__io_start(rt)) != 0)
+    if ((rc = bc__warm_start(rt)) != 0)
         goto err;
+    if ((rc = bc__io_start(rt)) != 0) {
+        bc__warm_stop(rt);
+        goto err;
+    }
     if ((rc = bc__sched_start(rt)) != 0) {
         bc__io_stop(rt);
+        bc__warm_stop(rt);
         goto err;
     }
     *out = rt;
@@ -200,6 +230,7 @@ void bc_runtime_destroy(bc_runtime_t *rt)
      * worker reads). With every actor gone, nothing the I/O thread still does needs them. */
     bc__sched_stop(rt);
     bc__io_stop(rt);
+    bc__warm_stop(rt);
     /* Actors woken off the workers after they stopped: none can remain
      * (every actor is closed), but the queues own no memory either way. */
     runtime_free(rt);
@@ -223,4 +254,7 @@ void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
         out->timers_pending = bc__io_timers_pending(rt->io);
         bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes, &out->io_polled);
     }
+    out->warmers = atomic_load_explicit(&rt->warm_running, memory_order_relaxed);
+    out->warm_parks = atomic_load_explicit(&rt->warm_parks, memory_order_relaxed);
+    out->warm_wakes = atomic_load_explicit(&rt->warm_wakes, memory_order_relaxed);
 }

@@ -28,13 +28,6 @@
 
 _Thread_local bc_worker_t *bc__tls_worker;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
     /* xorshift64* */
@@ -377,9 +370,11 @@ static void park(bc_worker_t *w)
     } else {
         atomic_fetch_add_explicit(&w->n_parks, 1, memory_order_relaxed);
     }
+    bc__warm_sleep(rt);
     /* acquire: pairs with wake_worker()'s release store. */
     while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0)
         futex_wait(&w->futex, 0);
+    bc__warm_awake(rt);
     atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->n_wakes, 1, memory_order_relaxed);
 }
@@ -426,7 +421,7 @@ static void *worker_main(void *arg)
                     if (k > 1 && bc_now_ns() > deadline)
                         break;
                 }
-                cpu_relax();
+                bc__cpu_relax();
             }
             int left = atomic_fetch_sub_explicit(&rt->spinning, 1, memory_order_seq_cst) - 1;
             if (a == NULL) {

@@ -1,0 +1,252 @@
+/* test_warm.c - CPU warmers (runtime/warm.c): one per CPU, pinned, SCHED_IDLE; they run
+ * while a runtime thread is awake or a hold is on, park once everything has slept for
+ * warm_us, and come back with the next activity. Off with warm_us = -1. */
+#include "harness.h"
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define LONG_MS 20000 /* generous bound for anything the test waits for */
+
+/* Whether this process may use SCHED_IDLE at all (a seccomp profile may refuse it). */
+static void *probe_idle(void *arg)
+{
+    struct sched_param sp = {0};
+    *(int *)arg = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    return NULL;
+}
+
+static bool sched_idle_allowed(void)
+{
+    pthread_t t;
+    int rc = -1;
+    if (pthread_create(&t, NULL, probe_idle, &rc) != 0)
+        return false;
+    pthread_join(t, NULL);
+    return rc == 0;
+}
+
+static unsigned cpus_allowed(void)
+{
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    return (unsigned)CPU_COUNT(&set);
+}
+
+/* The threads of this process named bc-warm-*: how many, and whether every one of them runs
+ * under SCHED_IDLE and may run on exactly one CPU, the one its name gives. */
+static unsigned warm_threads(bool *all_idle_pinned)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    unsigned n = 0;
+    *all_idle_pinned = true;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* the thread just exited */
+        bool got = fgets(comm, sizeof comm, f) != NULL;
+        fclose(f);
+        int cpu;
+        if (!got || sscanf(comm, "bc-warm-%d", &cpu) != 1)
+            continue;
+        n++;
+        pid_t tid = (pid_t)atoi(e->d_name);
+        cpu_set_t set;
+        if (sched_getscheduler(tid) != SCHED_IDLE ||
+            sched_getaffinity(tid, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1 ||
+            !CPU_ISSET(cpu, &set))
+            *all_idle_pinned = false;
+    }
+    closedir(d);
+    return n;
+}
+
+static bc_runtime_stats_t stats(bc_runtime_t *rt)
+{
+    bc_runtime_stats_t s;
+    bc_runtime_stats(rt, &s);
+    return s;
+}
+
+static void wait_warmers(bc_runtime_t *rt, uint64_t n)
+{
+    uint64_t t0 = bc_now_ms();
+    while (stats(rt).warmers != n) {
+        if (bc_now_ms() - t0 > LONG_MS)
+            fail_msg("%llu warmers running, want %llu", (unsigned long long)stats(rt).warmers,
+                     (unsigned long long)n);
+        bc_test_sleep_ms(1);
+    }
+}
+
+static void wait_wakes(bc_runtime_t *rt, uint64_t min)
+{
+    uint64_t t0 = bc_now_ms();
+    while (stats(rt).warm_wakes < min) {
+        if (bc_now_ms() - t0 > LONG_MS)
+            fail_msg("warmers woke %llu times, want >= %llu",
+                     (unsigned long long)stats(rt).warm_wakes, (unsigned long long)min);
+        bc_test_sleep_ms(1);
+    }
+}
+
+/* Every parked warmer is asleep again: nobody awake, no hold, the window over. */
+static void wait_all_parked(bc_runtime_t *rt, unsigned n)
+{
+    uint64_t t0 = bc_now_ms();
+    while ((unsigned)atomic_load(&rt->warm_parked) != n) {
+        if (bc_now_ms() - t0 > LONG_MS)
+            fail_msg("%d of %u warmers parked", atomic_load(&rt->warm_parked), n);
+        bc_test_sleep_ms(1);
+    }
+}
+
+static void noop(bc_actor_t *self, void *st, bc_msg_t *msg)
+{
+    _Atomic int *ran = st;
+    (void)self;
+    if (msg->type != BC_MSG_STOPPED)
+        atomic_fetch_add(ran, 1);
+}
+
+static void test_warmers_run_park_and_come_back(void **state)
+{
+    (void)state;
+    if (!sched_idle_allowed())
+        skip();
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 2;
+    o.warm_us = 2000;
+    o.warm_cpus = 0;
+    bc_runtime_t *rt;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    unsigned want = cpus_allowed() < BC_DEFAULT_WARM_CPUS ? cpus_allowed() : BC_DEFAULT_WARM_CPUS;
+    wait_warmers(rt, want);
+    bool ok;
+    assert_int_equal(warm_threads(&ok), want);
+    assert_true(ok); /* SCHED_IDLE, each pinned to its own CPU */
+
+    /* Nothing to do: the workers park, the I/O thread sleeps, the warmers follow. */
+    wait_all_parked(rt, want);
+    assert_true(stats(rt).warm_parks >= want);
+
+    /* A hold brings them back, and none parks while it is on, however long. */
+    uint64_t wakes = stats(rt).warm_wakes;
+    bc_runtime_hold_warm(rt, 1);
+    wait_wakes(rt, wakes + want);
+    uint64_t parks = stats(rt).warm_parks;
+    bc_test_sleep_ms(50); /* 25 windows */
+    assert_int_equal(stats(rt).warm_parks, parks);
+    assert_int_equal(atomic_load(&rt->warm_parked), 0);
+    bc_runtime_hold_warm(rt, 0);
+    wait_all_parked(rt, want);
+
+    /* Work wakes a worker, and the worker the warmers. */
+    wakes = stats(rt).warm_wakes;
+    _Atomic int ran = 0;
+    bc_actor_t *a = bc_spawn(rt, noop, &ran);
+    assert_non_null(a);
+    assert_int_equal(bc_send(a, bc_msg_alloc(sizeof(bc_msg_t), 1)), 0);
+    wait_wakes(rt, wakes + want);
+    assert_int_equal(atomic_load(&ran), 1);
+    wait_all_parked(rt, want);
+
+    bc_actor_release(a);
+    bc_runtime_destroy(rt);
+    assert_int_equal(warm_threads(&ok), 0); /* joined */
+}
+
+static void test_warm_cpus_caps_the_count(void **state)
+{
+    (void)state;
+    if (!sched_idle_allowed())
+        skip();
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 1;
+    o.warm_cpus = 1;
+    bc_runtime_t *rt;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    wait_warmers(rt, 1);
+    bool ok;
+    assert_int_equal(warm_threads(&ok), 1);
+    assert_true(ok);
+    bc_runtime_destroy(rt);
+}
+
+static void test_warmers_off(void **state)
+{
+    (void)state;
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 1;
+    o.warm_us = -1;
+    bc_runtime_t *rt;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    bc_runtime_hold_warm(rt, 1); /* no effect, no crash */
+    bc_runtime_hold_warm(rt, 0);
+    bc_test_sleep_ms(20);
+    bool ok;
+    assert_int_equal(warm_threads(&ok), 0);
+    assert_int_equal(stats(rt).warmers, 0);
+    bc_runtime_destroy(rt);
+}
+
+static void test_invalid_warm_options(void **state)
+{
+    (void)state;
+    bc_runtime_opts_t o;
+    bc_runtime_t *rt = NULL;
+    bc_runtime_opts_init(&o);
+    o.warm_us = -2;
+    assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
+    o.warm_us = 1000001;
+    assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
+    bc_runtime_opts_init(&o);
+    o.warm_cpus = BC_MAX_WARM_CPUS + 1;
+    assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
+    assert_null(rt);
+
+    /* The environment: a bad value is ignored with a warning, good ones are taken. */
+    setenv("BC_WARM_US", "soon", 1);
+    setenv("BC_WARM_CPUS", "0", 1);
+    bc_runtime_opts_init(&o);
+    assert_int_equal(o.warm_us, 0);
+    assert_int_equal(o.warm_cpus, 0);
+    setenv("BC_WARM_US", "0", 1);
+    setenv("BC_WARM_CPUS", "3", 1);
+    bc_runtime_opts_init(&o);
+    assert_int_equal(o.warm_us, -1); /* 0: off */
+    assert_int_equal(o.warm_cpus, 3);
+    setenv("BC_WARM_US", "250", 1);
+    bc_runtime_opts_init(&o);
+    assert_int_equal(o.warm_us, 250);
+    unsetenv("BC_WARM_US");
+    unsetenv("BC_WARM_CPUS");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_warmers_run_park_and_come_back),
+        cmocka_unit_test(test_warm_cpus_caps_the_count),
+        cmocka_unit_test(test_warmers_off),
+        cmocka_unit_test(test_invalid_warm_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
