@@ -45,7 +45,7 @@
 #define CEIL_WINDOW 256 /* commands in flight on the ceiling connection */
 #define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
-#define NCOL 15         /* figures kept per run */
+#define NCOL 17         /* figures kept per run */
 
 static int g_json;
 /* Sender ids carry this process's pid and an incarnation number (bench-tx-<pid>-<n>,
@@ -725,9 +725,18 @@ static void settle(bench_t *b)
 
 /* ---------------------------------------------------------------- measurements */
 
+/* CPU warmer threads running in the bench's runtime (runtime/warm.c; BC_WARM_US=0: none). */
+static unsigned warmers(bench_t *b)
+{
+    bc_runtime_stats_t st;
+    bc_runtime_stats(b->rt, &st);
+    return (unsigned)st.warmers;
+}
+
 typedef struct {
     double wake50, wake99, wake999, ack50, ack99, rts, floor50, floor99, ceiling, layer50, layer99;
-    double ceiling_fan; /* --fanout-ceiling */
+    double ceiling_fan;                /* --fanout-ceiling */
+    double floor_cold50, floor_cold99; /* the floor with the warmers released */
     double cmds_per_rt, sent_per_rt, hb_per_rt, pubsub_per_rt;
     char cmdmix[512];
     uint64_t ack_fail, rt_fail, lost;
@@ -1084,16 +1093,26 @@ static void run_size(const conf_t *cf)
     for (int i = 0; i < cf->runs; i++) {
         run_t *r = &runs[i];
         latency_run(b, cf->samples, &rr, r);
+        /* The floor is measured under the CPU conditions our signals see: with the runtime's
+         * CPU warmers running (runtime/warm.c), held on since the raw clients are not runtime
+         * threads. The floor with them released is reported too, for comparison. */
+        bc_runtime_hold_warm(b->rt, 1);
         floor_run(cf->samples, &r->floor50, &r->floor99);
+        bc_runtime_hold_warm(b->rt, 0);
+        if (warmers(b))
+            floor_run(cf->samples, &r->floor_cold50, &r->floor_cold99);
         if (g_layer_floor)
             layer_floor_run(b, cf->samples, &r->layer50, &r->layer99);
         roundtrip_run(b, cf->rt_secs, r);
+        bc_runtime_hold_warm(b->rt, 1);
         r->ceiling = ceiling_run(cf->ceil_secs, i, 0);
+        bc_runtime_hold_warm(b->rt, 0);
         if (g_fanout)
             r->ceiling_fan = ceiling_run(cf->ceil_secs, i, cf->n > 1024 ? cf->n : 1024);
     }
     if (g_scrape_ms)
         scraper_stop(&scr);
+    unsigned nwarm = warmers(b);
     bc_hub_stats_t hs;
     bc_hub_stats(b->hub, &hs);
     const char *mode = bc_hub_notify_mode(b->hub);
@@ -1125,7 +1144,9 @@ static void run_size(const conf_t *cf)
                             r->layer50,
                             r->layer99,
                             r->ceiling_fan,
-                            r->ceiling_fan > 0 ? r->rts / r->ceiling_fan : 0};
+                            r->ceiling_fan > 0 ? r->rts / r->ceiling_fan : 0,
+                            r->floor_cold50,
+                            r->floor_cold99};
         for (int j = 0; j < NCOL; j++)
             v[j][i] = row[j];
         ack_fail += r->ack_fail;
@@ -1143,7 +1164,7 @@ static void run_size(const conf_t *cf)
     run_t *mr = &runs[mid];
     double per_coord_kb = cf->n ? (rss1 - rss0) * 1024.0 / (double)cf->n : 0;
 
-    char extra[256] = "";
+    char extra[384] = "";
     if (g_layer_floor)
         snprintf(extra, sizeof extra, "\"layer_floor_p50_us\":%.1f,\"layer_floor_p99_us\":%.1f,",
                  m[11], m[12]);
@@ -1153,6 +1174,10 @@ static void run_size(const conf_t *cf)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"ceiling_fanout_round_trips_per_s\":%.0f,\"rt_fanout_ratio\":%.3f,", m[13],
                  m[14]);
+    if (nwarm)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "\"floor_cold_pubsub_p50_us\":%.1f,\"floor_cold_pubsub_p99_us\":%.1f,", m[15],
+                 m[16]);
     if (g_scrape_ms)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"scrape_ms\":%u,\"scrapes\":%llu,\"scrape_max_ms\":%.1f,", g_scrape_ms,
@@ -1164,10 +1189,10 @@ static void run_size(const conf_t *cf)
                "\"floor_pubsub_p99_us\":%.1f,\"ceiling_round_trips_per_s\":%.0f,"
                "\"wake_floor_ratio\":%.3f,\"rt_ceiling_ratio\":%.3f,\"rss_mb\":%.1f,"
                "\"spawn_s\":%.3f,\"redis_cmds_per_rt\":%.2f,\"notify\":\"%s\",\"senders\":%zu,"
-               "\"samples\":%zu,\"errors\":%llu,%s\"runs\":%d}\n",
+               "\"samples\":%zu,\"errors\":%llu,\"warmers\":%u,%s\"runs\":%d}\n",
                cf->n, m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8], m[9], m[10], rss1,
                spawn_s, mr->cmds_per_rt, mode_s, b->k, cf->samples,
-               (unsigned long long)(ack_fail + rt_fail + lost), extra, cf->runs);
+               (unsigned long long)(ack_fail + rt_fail + lost), nwarm, extra, cf->runs);
     } else {
         const char *ok = "\xe2\x9c\x93", *ko = "\xe2\x9c\x97";
         printf("\nsignal_latency: %zu coordinators + 1 latency sender + %zu round-trip senders, "
@@ -1185,6 +1210,12 @@ static void run_size(const conf_t *cf)
         printf("  %-40s %9.1f us %9.1f us %8s  <= 1000 us            %s\n", "wake p99", m[1], m[7],
                "", m[1] <= 1000 ? ok : ko);
         printf("  %-40s %9.1f us %12s %8s\n", "wake p99.9", m[2], "", "");
+        if (nwarm)
+            printf("  %-40s %12s %9.1f us %8.2f  (CPU warmers: %u; floor above: held on)\n",
+                   "floor with the CPU warmers released", "", m[15], m[15] > 0 ? m[0] / m[15] : 0,
+                   nwarm);
+        else
+            printf("  %-40s\n", "CPU warmers off (BC_WARM_US=0): both floors with idle CPUs");
         if (g_layer_floor)
             printf("  %-40s %12s %9.1f us %8.2f  wake p50 / this (p99 %.1f us)\n",
                    "layer floor: actor->I/O->Redis->actor", "", m[11], m[11] > 0 ? m[0] / m[11] : 0,
