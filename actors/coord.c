@@ -335,11 +335,11 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     l->last_ts = ts;
     rec->len = (size_t)n;
     rec->next = NULL;
-    snprintf(rec->to, sizeof rec->to, "%s", to);
+    bc_key(rec->to, sizeof rec->to, "", to, NULL);
     char chan[BC_ID_MAX + 32];
-    snprintf(chan, sizeof chan, "blocking:notify:%s", to);
+    size_t chanl = bc_key(chan, sizeof chan, "blocking:notify:", to, NULL);
     const char *pub[] = {"PUBLISH", chan, rec->json};
-    size_t publ[] = {7, strlen(chan), rec->len};
+    size_t publ[] = {7, chanl, rec->len};
     rec->lane = l;
     /* Node's marker and the hint go first, on the connection this coordinator's writes use
      * (same reply actor), so the answer to the durable write below also means both were
@@ -347,9 +347,10 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
      * durable copy: a receiver that sees the hint first consumes the copy as a duplicate. */
     if (h->opts.node_markers) {
         char mk[BC_SIGID_MAX + 32];
-        snprintf(mk, sizeof mk, "blocking:idempotency:%s", mid);
+        size_t mkl = bc_key(mk, sizeof mk, "blocking:idempotency:", mid, NULL);
         const char *m[] = {"SET", mk, "1", "EX", SIGNAL_TTL};
-        bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_SIGNAL, 5, m, NULL);
+        size_t ml[] = {3, mkl, 1, 2, 5};
+        bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_SIGNAL, 5, m, ml);
     }
     bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_SIGNAL, 3, pub, publ);
     if (l->nx_inflight) {
@@ -364,9 +365,9 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         submit_rpush(c, rec);
     } else {
         char key[BC_ID_MAX + 32];
-        snprintf(key, sizeof key, "blocking:signal:%s", to);
+        size_t keyl = bc_key(key, sizeof key, "blocking:signal:", to, NULL);
         const char *set[] = {"SET", key, rec->json, "NX", "EX", SIGNAL_TTL};
-        size_t setl[] = {3, strlen(key), rec->len, 2, 2, 5};
+        size_t setl[] = {3, keyl, rec->len, 2, 2, 5};
         l->pending++;
         l->nx_inflight = true;
         live_add(c, rec);
@@ -613,15 +614,15 @@ static void write_acks(bc_coord_t *c, const bc_signal_t *s)
         return;
     }
     char k1[BC_ID_MAX + BC_SIGID_MAX + 32], k2[BC_ID_MAX + 32], ch[BC_ID_MAX + 32];
-    snprintf(k1, sizeof k1, "blocking:ack:%s:%s", c->id, s->message_id);
-    snprintf(k2, sizeof k2, "blocking:ack:%s", s->sender);
-    snprintf(ch, sizeof ch, "blocking:notify:%s", s->sender);
+    size_t k1l = bc_key(k1, sizeof k1, "blocking:ack:", c->id, s->message_id);
+    size_t k2l = bc_key(k2, sizeof k2, "blocking:ack:", s->sender, NULL);
+    size_t chl = bc_key(ch, sizeof ch, "blocking:notify:", s->sender, NULL);
     const char *a1[] = {"SETEX", k1, ACK_TTL, ack};
-    size_t l1[] = {5, strlen(k1), 4, (size_t)n};
+    size_t l1[] = {5, k1l, 4, (size_t)n};
     const char *a2[] = {"SETEX", k2, ACK_TTL, slot};
-    size_t l2[] = {5, strlen(k2), 4, (size_t)ns};
+    size_t l2[] = {5, k2l, 4, (size_t)ns};
     const char *a3[] = {"PUBLISH", ch, ack};
-    size_t l3[] = {7, strlen(ch), (size_t)n};
+    size_t l3[] = {7, chl, (size_t)n};
     /* On this coordinator's connection (reply_to picks it; only failures are answered, and
      * counted as Redis errors): Redis runs them before any write the continuation queues. */
     bc_redis_cmd(h->redis, c->actor, BC_REDIS_TAG_QUIET, BC_REDIS_CLASS_ACK, 4, a1, l1);

@@ -10,6 +10,7 @@
 #define BC_PROTO_H
 
 #include <stddef.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -197,5 +198,23 @@ int bc_ack_verify(const bc_hmac_t *h, const char *json, size_t len, const char *
  * they are strings that fit, and timestamp when it is a non-negative integral number. Returns
  * 0, or -EINVAL if the value is not a JSON object (or out is NULL). */
 int bc_ack_slot_decode(const char *json, size_t len, bc_ack_fields_t *out);
+
+/* A Redis key or channel: dst = prefix a, or prefix a ":" b when b is not NULL, cut to cap - 1
+ * bytes like snprintf (callers size dst for validated ids, so nothing is cut). Returns the
+ * length written. On the signal path instead of snprintf, which parses its format each time. */
+static inline size_t bc_key(char *dst, size_t cap, const char *prefix, const char *a, const char *b)
+{
+    const char *part[4] = {prefix, a, b ? ":" : "", b ? b : ""};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t l = strlen(part[i]);
+        if (l > cap - 1 - n)
+            l = cap - 1 - n;
+        memcpy(dst + n, part[i], l);
+        n += l;
+    }
+    dst[n] = '\0';
+    return n;
+}
 
 #endif

@@ -522,7 +522,7 @@ static void durable_value(watcher_t *w, bc_coord_t *c, const char *json, size_t 
     p->state = P_WAIT;
     enqueue(c, p);
     char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
-    snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, p->f.message_id);
+    bc_key(mk, sizeof mk, "blocking:consumed:", c->id, p->f.message_id);
     const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
     cmd(w, TAG(T_MARKER, p), BC_REDIS_CLASS_SIGNAL, 6, argv, NULL);
 }
@@ -603,7 +603,7 @@ static void notify_value(watcher_t *w, bc_coord_t *c, const char *json, size_t l
     /* release: pairs with bc_hub_destroy's acquire load. */
     atomic_fetch_add_explicit(&h->n_owed, 1, memory_order_release);
     char mk[BC_ID_MAX + BC_SIGID_MAX + 32];
-    snprintf(mk, sizeof mk, "blocking:consumed:%s:%s", c->id, f.message_id);
+    bc_key(mk, sizeof mk, "blocking:consumed:", c->id, f.message_id);
     const char *argv[] = {"SET", mk, "1", "NX", "EX", MARKER_TTL};
     cmd(w, 0, BC_REDIS_CLASS_SIGNAL, 6, argv, NULL);
     pending_t *p = calloc(1, sizeof *p);
@@ -630,8 +630,8 @@ static void drain(watcher_t *w, bc_coord_t *c)
     c->w_draining = true;
     w->drains++;
     char k1[BC_ID_MAX + 32], k2[BC_ID_MAX + 40];
-    snprintf(k1, sizeof k1, "blocking:signal:%s", c->id);
-    snprintf(k2, sizeof k2, "blocking:signal-queue:%s", c->id);
+    bc_key(k1, sizeof k1, "blocking:signal:", c->id, NULL);
+    bc_key(k2, sizeof k2, "blocking:signal-queue:", c->id, NULL);
     const char *a1[] = {"GETDEL", k1};
     const char *a2[] = {"LPOP", k2, LPOP_COUNT};
     /* Two references: one per reply. */

@@ -9,6 +9,7 @@
  * answered from exactly one place: its callback, or the class queue/policy before sending.
  */
 #include "redis_impl.h"
+#include "redis_reply.h"
 
 #include <hiredis/adapters/libev.h>
 #include <hiredis/hiredis.h>
@@ -76,6 +77,8 @@ static void fifo_remove(bc__redis_conn_t *c, bc__redis_req_t *q)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv);
 
+#define RESP_STACK 2048 /* requests up to this size are formatted on the stack */
+
 /* Write what hiredis buffered for c now, instead of on the loop's next turn: the command leaves
  * on the thread that ran the task (io.c, direct writes). A partial write or a dropped link
  * leaves work that the loop must notice. */
@@ -95,7 +98,21 @@ static void conn_flush(bc_io_t *io, bc_io_flush_t *f)
 static void conn_send(bc__redis_conn_t *c, bc__redis_req_t *q)
 {
     q->deadline_ms = bc_now_ms() + (uint64_t)c->r->conf.timeout_ms;
-    if (redisAsyncCommandArgv(c->ac, on_reply, q, q->argc, q->argv, q->argvlen) != REDIS_OK) {
+    /* Our own RESP formatting: one pass into a stack buffer, which hiredis appends to its output
+     * buffer (redisAsyncCommandArgv grows an sds argument by argument, then copies it). */
+    char stack[RESP_STACK];
+    size_t need = bc_resp_len(q->argc, q->argvlen);
+    char *cmd = need <= sizeof stack ? stack : malloc(need);
+    int rc;
+    if (cmd != NULL) {
+        size_t len = bc_resp_write(cmd, q->argc, q->argv, q->argvlen);
+        rc = redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, len);
+        if (cmd != stack)
+            free(cmd);
+    } else {
+        rc = redisAsyncCommandArgv(c->ac, on_reply, q, q->argc, q->argv, q->argvlen);
+    }
+    if (rc != REDIS_OK) {
         if (q->kind == BC__RK_USER || q->kind == BC__RK_EVALSHA)
             bc__redis_answer(c->r, q, BC_REDIS_DISCONNECTED, NULL);
         bc__redis_req_free(q);

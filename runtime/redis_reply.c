@@ -283,3 +283,55 @@ const char *bc_reply_dump(const bc_reply_t *r, char *buf, size_t len)
     buf[o.pos] = '\0';
     return buf;
 }
+
+/* ---------------------------------------------------------------- requests */
+
+static size_t dec_len(size_t v)
+{
+    size_t n = 1;
+    while (v >= 10) {
+        v /= 10;
+        n++;
+    }
+    return n;
+}
+
+/* v in decimal at p; returns the digit count. */
+static size_t dec_put(char *p, size_t v)
+{
+    size_t n = dec_len(v);
+    for (size_t i = n; i > 0; i--) {
+        p[i - 1] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return n;
+}
+
+size_t bc_resp_len(int argc, const size_t *argvlen)
+{
+    size_t n = 1 + dec_len((size_t)argc) + 2;
+    for (int i = 0; i < argc; i++)
+        n += 1 + dec_len(argvlen[i]) + 2 + argvlen[i] + 2;
+    return n;
+}
+
+size_t bc_resp_write(char *out, int argc, const char *const *argv, const size_t *argvlen)
+{
+    char *p = out;
+    *p++ = '*';
+    p += dec_put(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p += dec_put(p, argvlen[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        if (argvlen[i])
+            memcpy(p, argv[i], argvlen[i]);
+        p += argvlen[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return (size_t)(p - out);
+}

@@ -69,4 +69,11 @@ const char *bc_reply_str(const bc_reply_t *r, size_t *len);
  * NUL-terminated when len > 0). Any thread. */
 const char *bc_reply_dump(const bc_reply_t *r, char *buf, size_t len);
 
+/* The RESP request for argv[0..argc) with byte lengths argvlen: "*<argc>\r\n", then
+ * "$<len>\r\n<bytes>\r\n" per argument, exactly what hiredis's redisFormatCommandArgv
+ * produces, without its per-argument sds growth and format parsing. bc_resp_len gives the
+ * length; bc_resp_write writes that many bytes to out and returns the count. */
+size_t bc_resp_len(int argc, const size_t *argvlen);
+size_t bc_resp_write(char *out, int argc, const char *const *argv, const size_t *argvlen);
+
 #endif

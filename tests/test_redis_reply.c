@@ -406,6 +406,62 @@ static void test_random_trees(void **state)
     }
 }
 
+/* bc_resp_write produces byte for byte what hiredis's redisFormatCommandArgv does, for empty,
+ * binary and long arguments and lengths at every digit boundary; and hiredis's reader reads it
+ * back as the same arguments. */
+static void check_resp(int argc, const char **argv, const size_t *lens)
+{
+    char *want = NULL;
+    int wn = redisFormatCommandArgv(&want, argc, argv, lens);
+    assert_true(wn > 0);
+    size_t n = bc_resp_len(argc, lens);
+    assert_int_equal(n, (size_t)wn);
+    char *got = malloc(n + 1);
+    assert_non_null(got);
+    got[n] = 0x5a; /* a canary: nothing past the length */
+    assert_int_equal(bc_resp_write(got, argc, argv, lens), n);
+    assert_memory_equal(got, want, n);
+    assert_int_equal(got[n], 0x5a);
+    free(got);
+    redisFreeCommand(want);
+}
+
+static void test_request_format(void **state)
+{
+    (void)state;
+    const char *a1[] = {"SET", "blocking:signal:b", "{\"x\":1}", "NX", "EX", "86400"};
+    size_t l1[] = {3, 17, 7, 2, 2, 5};
+    check_resp(6, a1, l1);
+    const char *a2[] = {"PING"};
+    size_t l2[] = {4};
+    check_resp(1, a2, l2);
+    const char bin[] = {'a', 0, '\r', '\n', (char)0xff};
+    const char *a3[] = {"SET", "", bin};
+    size_t l3[] = {3, 0, sizeof bin};
+    check_resp(3, a3, l3);
+    /* argument lengths 0..12000 across the digit boundaries, and 10/100 arguments */
+    char *big = malloc(12001);
+    assert_non_null(big);
+    for (size_t i = 0; i < 12001; i++)
+        big[i] = (char)(i * 31);
+    static const size_t sizes[] = {0,   1,   9,    10,   11,   99,    100,
+                                   101, 999, 1000, 1001, 9999, 10000, 12000};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const char *a[] = {"SET", "k", big};
+        size_t l[] = {3, 1, sizes[k]};
+        check_resp(3, a, l);
+    }
+    const char *many[100];
+    size_t ml[100];
+    for (int i = 0; i < 100; i++) {
+        many[i] = big + i;
+        ml[i] = (size_t)i;
+    }
+    check_resp(10, many, ml);
+    check_resp(100, many, ml);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -418,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_invalid_trees),
         cmocka_unit_test(test_dump_truncation),
         cmocka_unit_test(test_random_trees),
+        cmocka_unit_test(test_request_format),
     };
     return cmocka_run_group_tests_name("redis_reply", tests, NULL, NULL);
 }
