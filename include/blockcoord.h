@@ -99,7 +99,8 @@ typedef struct bc_runtime_opts_s {
                            after the last one went to sleep, one SCHED_IDLE thread per CPU
                            spins so that no CPU halts (a wake-up onto a halted vCPU costs
                            tens of microseconds); they yield to any other thread at once.
-                           0 = default (1000 us), -1 = no warmers */
+                           0 = default (1000 us; none under a cgroup CPU quota,
+                          which their time would be charged to), -1 = no warmers */
     unsigned warm_cpus; /* at most this many CPUs are kept warm (the first ones the
                            process may run on); 0 = default (up to 8) */
 } bc_runtime_opts_t;

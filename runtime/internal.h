@@ -158,6 +158,10 @@ static inline void bc__cpu_relax(void)
 int bc__warm_start(bc_runtime_t *rt);
 /* Stop and join them. */
 void bc__warm_stop(bc_runtime_t *rt);
+/* 1 if a CPU quota applies to this process: cgroup_file is /proc/self/cgroup, root the
+ * cgroup mount point (/sys/fs/cgroup); v1 cpu.cfs_quota_us and v2 cpu.max, on the process's
+ * cgroup or any ancestor. 0 when nothing can be read. */
+int bc__cpu_quota(const char *root, const char *cgroup_file);
 /* A runtime thread is about to sleep / has just woken. */
 void bc__warm_sleep(bc_runtime_t *rt);
 void bc__warm_awake(bc_runtime_t *rt);

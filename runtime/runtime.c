@@ -127,6 +127,12 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->warm_ns = opts->warm_us < 0    ? 0
                   : opts->warm_us == 0 ? BC_DEFAULT_WARM_US * 1000ull
                                        : (uint64_t)opts->warm_us * 1000u;
+    /* Off by default under a CPU quota: the warmers' time would be charged to it (warm.c). */
+    if (opts->warm_us == 0 && bc__cpu_quota("/sys/fs/cgroup", "/proc/self/cgroup")) {
+        rt->warm_ns = 0;
+        bc_log(BC_LOG_INFO, "CPU warmers off: this process runs under a CPU quota (set "
+                            "BC_WARM_US to have them anyway)");
+    }
     rt->warm_cpus = opts->warm_cpus ? opts->warm_cpus : BC_DEFAULT_WARM_CPUS;
     /* Every worker and the I/O thread start awake (warm.c). */
     atomic_init(&rt->warm_awake, (int)n + 1);

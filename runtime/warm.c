@@ -17,7 +17,10 @@
  * have given back; warm_us = 0 (BC_WARM_US=0) turns the warmers off.
  *
  * A warmer that cannot get SCHED_IDLE or its CPU does not spin: a warmer competing with
- * normal threads would take the CPU from the very threads it is meant to speed up.
+ * normal threads would take the CPU from the very threads it is meant to speed up. For the
+ * same reason the default is off under a CPU quota (cgroup cpu.max or cpu.cfs_quota_us, as a
+ * container's CPU limit sets): SCHED_IDLE or not, a warmer's time is charged to the quota, and
+ * a spent quota throttles the whole group, workers included. An explicit warm_us still wins.
  *
  * Protocol: warm_awake counts runtime threads that are not asleep (bc__warm_awake and
  * bc__warm_sleep around every blocking wait) plus holds (bc_runtime_hold_warm). A thread
@@ -47,6 +50,82 @@ struct bc_warmer_s {
     int cpu;
     bool started;
 };
+
+/* The first line of path, or "" (missing file). */
+static void read_line(const char *path, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    if (fgets(buf, (int)len, f) == NULL)
+        buf[0] = '\0';
+    fclose(f);
+}
+
+/* 1 if a CPU quota is set in dir (one cgroup directory): cgroup v2 "cpu.max" other than
+ * "max ...", or v1 "cpu.cfs_quota_us" other than -1. */
+static int dir_has_quota(const char *dir)
+{
+    char path[PATH_MAX], line[64];
+    snprintf(path, sizeof path, "%s/cpu.max", dir);
+    read_line(path, line, sizeof line);
+    if (line[0] != '\0' && strncmp(line, "max", 3) != 0)
+        return 1;
+    snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", dir);
+    read_line(path, line, sizeof line);
+    return line[0] != '\0' && atol(line) > 0;
+}
+
+/* 1 if cgroup hierarchy `mount` (a directory under root) sets a quota on cg or an ancestor. */
+static int tree_has_quota(const char *root, const char *mount, const char *cg)
+{
+    char dir[PATH_MAX];
+    int n = snprintf(dir, sizeof dir, "%s%s%s%s", root, *mount ? "/" : "", mount, cg);
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return 0;
+    size_t base = strlen(root) + (*mount ? 1 + strlen(mount) : 0);
+    for (;;) {
+        size_t len = strlen(dir);
+        while (len > base && dir[len - 1] == '/')
+            dir[--len] = '\0';
+        if (dir_has_quota(dir))
+            return 1;
+        char *slash = strrchr(dir + base, '/');
+        if (slash == NULL)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+int bc__cpu_quota(const char *root, const char *cgroup_file)
+{
+    FILE *f = fopen(cgroup_file, "r");
+    if (f == NULL)
+        return 0;
+    char line[PATH_MAX + 128];
+    int quota = 0;
+    while (!quota && fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        const char *ctl = c1 + 1, *cg = c2 + 1;
+        if (*ctl == '\0') { /* v2: the unified tree, mounted at root or at root/unified */
+            quota = tree_has_quota(root, "", cg) || tree_has_quota(root, "unified", cg);
+            continue;
+        }
+        char ctls[256];
+        snprintf(ctls, sizeof ctls, "%s", ctl);
+        for (char *save = NULL, *t = strtok_r(ctls, ",", &save); t && !quota;
+             t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "cpu") == 0) /* v1: cpu alone or co-mounted (cpu,cpuacct) */
+                quota = tree_has_quota(root, ctl, cg) || tree_has_quota(root, "cpu", cg);
+    }
+    fclose(f);
+    return quota;
+}
 
 static bool hot(bc_runtime_t *rt)
 {

@@ -179,6 +179,7 @@ static void test_warm_cpus_caps_the_count(void **state)
     bc_runtime_opts_t o;
     bc_runtime_opts_init(&o);
     o.workers = 1;
+    o.warm_us = 1000; /* explicit: on even under a CPU quota */
     o.warm_cpus = 1;
     bc_runtime_t *rt;
     assert_int_equal(bc_runtime_create(&o, &rt), 0);
@@ -240,6 +241,65 @@ static void test_invalid_warm_options(void **state)
     unsetenv("BC_WARM_CPUS");
 }
 
+/* ---------------------------------------------------------------- CPU quota detection */
+
+static void put(const char *root, const char *rel, const char *text)
+{
+    char path[512], cmd[600];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    char *slash = strrchr(path, '/');
+    *slash = '\0';
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", path);
+    assert_int_equal(system(cmd), 0);
+    *slash = '/';
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_cpu_quota_detection(void **state)
+{
+    (void)state;
+    char root[] = "/tmp/bc-cgroup-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    char cg[600], cmd[700];
+    snprintf(cg, sizeof cg, "%s/self-cgroup", root);
+
+    /* v2, no limit anywhere, then a limit on an ancestor */
+    put(root, "self-cgroup", "0::/kubepods/pod1/ctr\n");
+    put(root, "kubepods/pod1/ctr/cpu.max", "max 100000\n");
+    put(root, "kubepods/cpu.max", "max 100000\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 0);
+    put(root, "kubepods/pod1/cpu.max", "50000 100000\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 1);
+
+    /* hybrid: the unified tree under root/unified; the limit on the cgroup itself */
+    put(root, "self-cgroup", "1:cpu:/\n0::/svc\n");
+    put(root, "unified/svc/cpu.max", "max 100000\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 0);
+    put(root, "unified/svc/cpu.max", "20000 100000\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 1);
+
+    /* v1: cpu co-mounted with cpuacct; -1 is no limit; other controllers do not count */
+    put(root, "self-cgroup", "3:memory:/job\n2:cpu,cpuacct:/job/task\n");
+    put(root, "memory/job/cpu.cfs_quota_us", "50000\n");
+    put(root, "cpu,cpuacct/job/task/cpu.cfs_quota_us", "-1\n");
+    put(root, "cpu,cpuacct/job/cpu.cfs_quota_us", "-1\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 0);
+    put(root, "cpu,cpuacct/job/cpu.cfs_quota_us", "150000\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 1);
+
+    /* unreadable or malformed input: no quota, no crash */
+    put(root, "self-cgroup", "garbage\n::\n7:cpu\n");
+    assert_int_equal(bc__cpu_quota(root, cg), 0);
+    snprintf(cmd, sizeof cmd, "%s/missing", root);
+    assert_int_equal(bc__cpu_quota(root, cmd), 0);
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_warm_cpus_caps_the_count),
         cmocka_unit_test(test_warmers_off),
         cmocka_unit_test(test_invalid_warm_options),
+        cmocka_unit_test(test_cpu_quota_detection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
