@@ -1,16 +1,19 @@
 /* heartbeat.c - the heartbeat actor: one per hub, writing every hosted coordinator's
  * blocking:heartbeat:<id> (PROTOCOL §4.1) and its blocking:registry score.
  *
- * Key decision: the interval is cut into slices (5 ms each, at most MAX_SLICES) and every
+ * Key decision: the interval is cut into slices (2 ms each, at most MAX_SLICES) and every
  * coordinator belongs to one slice for life, so it is written at the same phase of every round
  * and a neighbour's departure never moves it. Slices are visited on an absolute schedule
  * (slice k at epoch + k * period / slices), so timer jitter does not accumulate; the period is
  * SLACK_MS short of the interval, so a tick that comes a little late still writes within it.
  * Each visit sends one pipelined batch: a SETEX per coordinator and one ZADD for all of them,
- * so 100,000 coordinators at 5 s are a steady 100 writes every 5 ms instead of a burst. The
+ * so 100,000 coordinators at 5 s are a steady 40 writes every 2 ms instead of a burst. The
  * slices are short because a signal that reaches Redis behind a batch waits for all of it:
  * 400 writes every 20 ms held Redis for about a millisecond, 6 % of the time, and put wake
- * p99 at 2 ms with 100,000 coordinators.
+ * p99 at several milliseconds with 100,000 coordinators. The timer's period follows the
+ * population (about TICK_WRITES writes a tick, between SLICE_MS and TICK_MAX_MS; a tick visits
+ * every slice that fell due), so a process hosting a few coordinators is not woken 500 times
+ * a second.
  *
  * A new coordinator's first heartbeat, and after a reconnect the heartbeats of those that
  * missed some, go through the urgent queue, drained while few writes are unanswered: a mass
@@ -26,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLICE_MS 5u           /* the schedule's granularity */
+#define SLICE_MS 2u           /* the schedule's granularity */
+#define TICK_MAX_MS 20u       /* the timer's period with few coordinators */
+#define TICK_WRITES 50u       /* heartbeat writes per tick the period aims at */
 #define SLACK_MS 20u          /* the round is this much short of the interval; on-time slack */
 #define MAX_SLICES 4096u      /* longer intervals get longer slices */
 #define URGENT_PER_TICK 1024u /* first / catch-up heartbeats written per tick, at most */
@@ -68,6 +73,7 @@ typedef struct {
     bool ever_up;            /* connected once: before that, nothing is "skipped" */
     bool outage;             /* a write was skipped or lost since the last reconnect */
     bc_timer_t *timer;
+    uint32_t tick_ms; /* the timer's period (tick_for) */
     int zn;
     const char *zargv[2 + 2 * ZADD_MAX];
     char zscore[ZADD_MAX][24];
@@ -426,6 +432,19 @@ static void visit(hb_t *b, uint32_t s, int up, uint32_t now32)
     }
 }
 
+/* The timer period for b->n coordinators: about TICK_WRITES heartbeats a tick. */
+static uint32_t tick_for(const hb_t *b)
+{
+    uint64_t t = b->n ? (uint64_t)b->interval_ms * TICK_WRITES / b->n : TICK_MAX_MS;
+    if (t < SLICE_MS)
+        t = SLICE_MS;
+    if (t > TICK_MAX_MS)
+        t = TICK_MAX_MS;
+    if (t > b->interval_ms)
+        t = b->interval_ms;
+    return (uint32_t)t;
+}
+
 static void on_tick(hb_t *b)
 {
     uint64_t now = bc_now_ms();
@@ -446,6 +465,14 @@ static void on_tick(hb_t *b)
     for (; b->next <= due; b->next++)
         visit(b, (uint32_t)(b->next % b->slices), up, now32);
     zadd_flush(b);
+    /* Follow the population, with a third of slack either way so that it does not flap. */
+    uint32_t want = tick_for(b);
+    if (b->timer && (want * 4 < b->tick_ms * 3 || want * 3 > b->tick_ms * 4)) {
+        bc_timer_cancel(b->timer);
+        b->timer = NULL;
+        if (bc_timer_start(b->self, BC__M_HB_TIMER, want, want, &b->timer) == 0)
+            b->tick_ms = want;
+    }
 }
 
 /* (Re)connected: the heartbeat of everyone who missed one (never written, or degraded and not
@@ -538,6 +565,7 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
     snprintf(b->ttl, sizeof b->ttl, "%u", h->opts.heartbeat_ttl_s);
     snprintf(b->final_ttl, sizeof b->final_ttl, "%u", h->opts.final_ttl_s);
     b->host_len = (size_t)(put_json_str(b->host, h->hostname) - b->host);
+    b->tick_ms = tick_for(b);
     b->self = bc_spawn(h->rt, behaviour, b);
     if (b->self == NULL) {
         free(b->slice);
@@ -545,9 +573,8 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
         return NULL;
     }
     b->epoch_ms = bc_now_ms();
-    uint32_t tick = b->interval_ms < SLICE_MS ? b->interval_ms : SLICE_MS;
     if (h->opts.heartbeats) {
-        bc_timer_start(b->self, BC__M_HB_TIMER, tick, tick, &b->timer);
+        bc_timer_start(b->self, BC__M_HB_TIMER, b->tick_ms, b->tick_ms, &b->timer);
         bc_redis_watch(h->redis, b->self);
     }
     return b->self;
