@@ -27,45 +27,36 @@ static void env_switch(const char *name, int *opt)
         bc_log(BC_LOG_WARN, "%s=\"%s\" ignored: expected 0 or 1", name, s);
 }
 
+/* A number setting: true and *out when the environment variable holds an integer in lo..hi;
+ * false when it is unset or empty, or (with a warning naming the variable, the value and the
+ * range) anything else. */
+static bool env_number(const char *name, long lo, long hi, long *out)
+{
+    const char *s = getenv(name);
+    if (s == NULL || *s == '\0')
+        return false;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end == '\0' && v >= lo && v <= hi) {
+        *out = v;
+        return true;
+    }
+    bc_log(BC_LOG_WARN, "%s=\"%s\" ignored: expected %ld..%ld", name, s, lo, hi);
+    return false;
+}
+
 void bc_runtime_opts_init(bc_runtime_opts_t *o)
 {
     memset(o, 0, sizeof *o);
-    const char *s = getenv("BC_WORKERS");
-    if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v > 0 && v <= BC_MAX_WORKERS)
-            o->workers = (unsigned)v;
-        else
-            bc_log(BC_LOG_WARN, "BC_WORKERS=\"%s\" ignored: expected 1..%d", s, BC_MAX_WORKERS);
-    }
-    s = getenv("BC_IO_SPIN_US");
-    if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v >= 0 && v <= 1000000)
-            o->io_spin_us = v ? (int)v : -1;
-        else
-            bc_log(BC_LOG_WARN, "BC_IO_SPIN_US=\"%s\" ignored: expected 0..1000000", s);
-    }
-    s = getenv("BC_WARM_US");
-    if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v >= 0 && v <= 1000000)
-            o->warm_us = v ? (int)v : -1;
-        else
-            bc_log(BC_LOG_WARN, "BC_WARM_US=\"%s\" ignored: expected 0..1000000", s);
-    }
-    s = getenv("BC_WARM_CPUS");
-    if (s && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (*end == '\0' && v > 0 && v <= BC_MAX_WARM_CPUS)
-            o->warm_cpus = (unsigned)v;
-        else
-            bc_log(BC_LOG_WARN, "BC_WARM_CPUS=\"%s\" ignored: expected 1..%d", s, BC_MAX_WARM_CPUS);
-    }
+    long v;
+    if (env_number("BC_WORKERS", 1, BC_MAX_WORKERS, &v))
+        o->workers = (unsigned)v;
+    if (env_number("BC_IO_SPIN_US", 0, 1000000, &v))
+        o->io_spin_us = v ? (int)v : -1;
+    if (env_number("BC_WARM_US", 0, 1000000, &v))
+        o->warm_us = v ? (int)v : -1;
+    if (env_number("BC_WARM_CPUS", 1, BC_MAX_WARM_CPUS, &v))
+        o->warm_cpus = (unsigned)v;
     env_switch("BC_IO_DIRECT", &o->io_direct);
     env_switch("BC_IO_POLL", &o->io_poll);
 }
