@@ -9,11 +9,14 @@
 #include "pool.h"
 
 #include <assert.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define BC_CACHELINE 64
 #define BC_MAX_WORKERS 64
@@ -145,6 +148,18 @@ struct bc_runtime_s {
 
 /* The worker running on this thread, or NULL. */
 extern _Thread_local bc_worker_t *bc__tls_worker;
+
+/* Sleep while *addr == val (or until woken, or spuriously: callers re-check). */
+static inline void bc__futex_wait(_Atomic uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+/* Wake up to n threads sleeping on addr. */
+static inline void bc__futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
 
 static inline void bc__cpu_relax(void)
 {

@@ -15,12 +15,10 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,16 +37,6 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static void futex_wait(_Atomic uint32_t *addr, uint32_t val)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 /* ---------------------------------------------------------------- waking */
 
 /* Wake worker i, which the caller has just removed from the parked mask. */
@@ -57,7 +45,7 @@ static void wake_worker(bc_runtime_t *rt, unsigned i)
     bc_worker_t *w = &rt->workers[i];
     /* release: the woken worker's acquire load sees the work we queued. */
     atomic_store_explicit(&w->futex, 1, memory_order_release);
-    futex_wake(&w->futex);
+    bc__futex_wake(&w->futex, 1);
 }
 
 /* Called after queueing work that any worker may take. Wakes one parked
@@ -373,7 +361,7 @@ static void park(bc_worker_t *w)
     bc__warm_sleep(rt);
     /* acquire: pairs with wake_worker()'s release store. */
     while (atomic_load_explicit(&w->futex, memory_order_acquire) == 0)
-        futex_wait(&w->futex, 0);
+        bc__futex_wait(&w->futex, 0);
     bc__warm_awake(rt);
     atomic_store_explicit(&w->futex, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->n_wakes, 1, memory_order_relaxed);

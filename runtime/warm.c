@@ -33,14 +33,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #define WARM_SPINS 64 /* pauses between two yields and looks at the window (~1.6 us) */
 
@@ -48,7 +45,6 @@ struct bc_warmer_s {
     bc_runtime_t *rt;
     pthread_t thread;
     int cpu;
-    bool started;
 };
 
 /* The first line of path, or "" (missing file). */
@@ -141,7 +137,7 @@ static void warm_park(bc_runtime_t *rt)
     uint32_t gen = atomic_load(&rt->warm_gen);
     if (!hot(rt) && !atomic_load(&rt->warm_stop)) {
         atomic_fetch_add_explicit(&rt->warm_parks, 1, memory_order_relaxed);
-        syscall(SYS_futex, (uint32_t *)&rt->warm_gen, FUTEX_WAIT_PRIVATE, gen, NULL, NULL, 0);
+        bc__futex_wait(&rt->warm_gen, gen);
     }
     atomic_fetch_sub(&rt->warm_parked, 1);
 }
@@ -194,8 +190,7 @@ void bc__warm_awake(bc_runtime_t *rt)
     if (atomic_fetch_add(&rt->warm_awake, 1) == 0) {
         atomic_fetch_add(&rt->warm_gen, 1);
         if (atomic_load(&rt->warm_parked) > 0)
-            syscall(SYS_futex, (uint32_t *)&rt->warm_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL,
-                    0);
+            bc__futex_wake(&rt->warm_gen, INT_MAX);
     }
 }
 
@@ -246,8 +241,7 @@ int bc__warm_start(bc_runtime_t *rt)
         rc = -pthread_create(&wm->thread, NULL, warmer_main, wm);
         if (rc != 0)
             break;
-        wm->started = true;
-        rt->nwarm++;
+        rt->nwarm++; /* the first nwarm are running */
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
@@ -261,10 +255,9 @@ void bc__warm_stop(bc_runtime_t *rt)
         return;
     atomic_store(&rt->warm_stop, 1);
     atomic_fetch_add(&rt->warm_gen, 1);
-    syscall(SYS_futex, (uint32_t *)&rt->warm_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    bc__futex_wake(&rt->warm_gen, INT_MAX);
     for (unsigned i = 0; i < rt->nwarm; i++)
-        if (rt->warmers[i].started)
-            pthread_join(rt->warmers[i].thread, NULL);
+        pthread_join(rt->warmers[i].thread, NULL);
     free(rt->warmers);
     rt->warmers = NULL;
     rt->nwarm = 0;
