@@ -335,7 +335,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
     l->last_ts = ts;
     rec->len = (size_t)n;
     rec->next = NULL;
-    bc_key(rec->to, sizeof rec->to, "", to, NULL);
+    snprintf(rec->to, sizeof rec->to, "%s", to);
     char chan[BC_ID_MAX + 32];
     size_t chanl = bc_key(chan, sizeof chan, "blocking:notify:", to, NULL);
     const char *pub[] = {"PUBLISH", chan, rec->json};

@@ -99,19 +99,15 @@ static void conn_send(bc__redis_conn_t *c, bc__redis_req_t *q)
 {
     q->deadline_ms = bc_now_ms() + (uint64_t)c->r->conf.timeout_ms;
     /* Our own RESP formatting: one pass into a stack buffer, which hiredis appends to its output
-     * buffer (redisAsyncCommandArgv grows an sds argument by argument, then copies it). */
-    char stack[RESP_STACK];
-    size_t need = bc_resp_len(q->argc, q->argvlen);
-    char *cmd = need <= sizeof stack ? stack : malloc(need);
+     * buffer (redisAsyncCommandArgv grows an sds argument by argument, then copies it). Larger
+     * requests, rare, take hiredis's way. */
+    char cmd[RESP_STACK];
     int rc;
-    if (cmd != NULL) {
-        size_t len = bc_resp_write(cmd, q->argc, q->argv, q->argvlen);
-        rc = redisAsyncFormattedCommand(c->ac, on_reply, q, cmd, len);
-        if (cmd != stack)
-            free(cmd);
-    } else {
+    if (bc_resp_len(q->argc, q->argvlen) <= sizeof cmd)
+        rc = redisAsyncFormattedCommand(c->ac, on_reply, q, cmd,
+                                        bc_resp_write(cmd, q->argc, q->argv, q->argvlen));
+    else
         rc = redisAsyncCommandArgv(c->ac, on_reply, q, q->argc, q->argv, q->argvlen);
-    }
     if (rc != REDIS_OK) {
         if (q->kind == BC__RK_USER || q->kind == BC__RK_EVALSHA)
             bc__redis_answer(c->r, q, BC_REDIS_DISCONNECTED, NULL);

@@ -1,4 +1,4 @@
-/* redis_reply.c - copy a hiredis reply tree into one contiguous block.
+/* redis_reply.c - copy a hiredis reply tree into one contiguous block; format a request.
  *
  * Key design decision: two regions in one block. All nodes and element vectors come first
  * (pointer-aligned, depth-first: node, its vector, then its children), and all string bytes

@@ -1,4 +1,5 @@
-/* redis_reply.h - compact, self-contained copies of hiredis replies.
+/* redis_reply.h - compact, self-contained copies of hiredis replies, and the RESP form of a
+ * request (bc_resp_write).
  *
  * hiredis 0.14 frees each redisReply when its callback returns, so the I/O thread copies the
  * reply into ONE contiguous block (nodes, element vectors and string bytes) that can travel

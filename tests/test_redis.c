@@ -864,6 +864,55 @@ static void test_create_destroy_cycles(void **st)
     bc_test_redis_free(h);
 }
 
+/* Requests are formatted by bc_resp_write up to RESP_STACK bytes and by hiredis above it
+ * (redis_conn.c): binary values on both sides of that line reach Redis byte for byte. */
+static void test_values_both_formatters(void **st)
+{
+    (void)st;
+    bc_test_redis_t *h = bc_test_redis_start(NULL);
+    bc_runtime_t *rt = new_runtime();
+    bc_redis_conf_t conf;
+    conf_for(&conf, bc_test_redis_url(h));
+    bc_redis_t *r = NULL;
+    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
+    assert_true(wait_connected(r, 10000));
+    static const size_t sizes[] = {0, 1, 2000, 2047, 2048, 4096, 100000};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    char *val = malloc(100000);
+    assert_non_null(val);
+    for (size_t i = 0; i < 100000; i++)
+        val[i] = (char)(i * 131 + 7); /* every byte value, NULs and CRLFs included */
+    char keys[N][32];
+    for (size_t k = 0; k < N; k++) {
+        snprintf(keys[k], sizeof keys[k], "fmt:%zu", sizes[k]);
+        const char *argv[] = {"SET", keys[k], val};
+        size_t lens[] = {3, strlen(keys[k]), sizes[k]};
+        assert_int_equal(bc_redis_cmd(r, NULL, 0, BC_REDIS_CLASS_OTHER, 3, argv, lens), 0);
+    }
+    for (size_t k = 0; k < N; k++) {
+        redisReply *rep = NULL;
+        for (int t = 0; t < 500; t++) { /* the writes are in flight: up to 10 s */
+            rep = bc_test_redis_cmd(h, "GET %s", keys[k]);
+            if (rep && rep->type == REDIS_REPLY_STRING)
+                break;
+            if (rep)
+                freeReplyObject(rep);
+            rep = NULL;
+            bc_test_sleep_ms(20);
+        }
+        assert_non_null(rep);
+        assert_int_equal(rep->len, sizes[k]);
+        if (sizes[k] > 0)
+            assert_memory_equal(rep->str, val, sizes[k]);
+        freeReplyObject(rep);
+    }
+    free(val);
+    bc_redis_destroy(r);
+    bc_runtime_destroy(rt);
+    bc_redis_conf_free(&conf);
+    bc_test_redis_free(h);
+}
+
 static void test_timeout(void **st)
 {
     (void)st;
@@ -932,12 +981,19 @@ static void test_runtime_closer(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_subscribe_many),
-        cmocka_unit_test(test_kill_restart),   cmocka_unit_test(test_absent_at_start),
-        cmocka_unit_test(test_auth),           cmocka_unit_test(test_noscript),
-        cmocka_unit_test(test_time),           cmocka_unit_test(test_timeout),
-        cmocka_unit_test(test_runtime_closer), cmocka_unit_test(test_create_destroy_cycles),
-        cmocka_unit_test(test_direct_writes),  cmocka_unit_test(test_worker_reads),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_subscribe_many),
+        cmocka_unit_test(test_kill_restart),
+        cmocka_unit_test(test_absent_at_start),
+        cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_noscript),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_runtime_closer),
+        cmocka_unit_test(test_create_destroy_cycles),
+        cmocka_unit_test(test_direct_writes),
+        cmocka_unit_test(test_worker_reads),
+        cmocka_unit_test(test_values_both_formatters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
