@@ -82,37 +82,34 @@ static bc_runtime_stats_t stats(bc_runtime_t *rt)
     return s;
 }
 
+/* Wait up to LONG_MS for `cond` (re-evaluated every millisecond); on a timeout fail with
+ * `what` and the value it ended at. */
+#define WAIT_FOR(cond, what, now_value)                                                            \
+    do {                                                                                           \
+        uint64_t t0_ = bc_now_ms();                                                                \
+        while (!(cond)) {                                                                          \
+            if (bc_now_ms() - t0_ > LONG_MS)                                                       \
+                fail_msg("timed out waiting for %s (now %llu)", what,                              \
+                         (unsigned long long)(now_value));                                         \
+            bc_test_sleep_ms(1);                                                                   \
+        }                                                                                          \
+    } while (0)
+
 static void wait_warmers(bc_runtime_t *rt, uint64_t n)
 {
-    uint64_t t0 = bc_now_ms();
-    while (stats(rt).warmers != n) {
-        if (bc_now_ms() - t0 > LONG_MS)
-            fail_msg("%llu warmers running, want %llu", (unsigned long long)stats(rt).warmers,
-                     (unsigned long long)n);
-        bc_test_sleep_ms(1);
-    }
+    WAIT_FOR(stats(rt).warmers == n, "the warmers to run", stats(rt).warmers);
 }
 
 static void wait_wakes(bc_runtime_t *rt, uint64_t min)
 {
-    uint64_t t0 = bc_now_ms();
-    while (stats(rt).warm_wakes < min) {
-        if (bc_now_ms() - t0 > LONG_MS)
-            fail_msg("warmers woke %llu times, want >= %llu",
-                     (unsigned long long)stats(rt).warm_wakes, (unsigned long long)min);
-        bc_test_sleep_ms(1);
-    }
+    WAIT_FOR(stats(rt).warm_wakes >= min, "warmer wake-ups", stats(rt).warm_wakes);
 }
 
-/* Every parked warmer is asleep again: nobody awake, no hold, the window over. */
+/* Every warmer is asleep again: nobody awake, no hold, the window over. */
 static void wait_all_parked(bc_runtime_t *rt, unsigned n)
 {
-    uint64_t t0 = bc_now_ms();
-    while ((unsigned)atomic_load(&rt->warm_parked) != n) {
-        if (bc_now_ms() - t0 > LONG_MS)
-            fail_msg("%d of %u warmers parked", atomic_load(&rt->warm_parked), n);
-        bc_test_sleep_ms(1);
-    }
+    WAIT_FOR((unsigned)atomic_load(&rt->warm_parked) == n, "every warmer to park",
+             atomic_load(&rt->warm_parked));
 }
 
 static void noop(bc_actor_t *self, void *st, bc_msg_t *msg)
