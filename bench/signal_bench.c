@@ -1292,9 +1292,12 @@ static void usage(FILE *f)
           "  (the main ceiling has nobody subscribed, which spares Redis that work).\n"
           "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
           "  another thread during the measurement (compare with a run without it).\n"
-          "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes) and\n"
-          "  BC_IO_POLL=0|1 (worker reads; docs/runtime.md): run the same binary with each to\n"
-          "  compare them.\n",
+          "  The floor and the ceiling are measured with the runtime's CPU warmers held on\n"
+          "  (the CPU conditions our signals see); the floor with them released is reported\n"
+          "  too (floor_cold_pubsub_p50_us).\n"
+          "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes),\n"
+          "  BC_IO_POLL=0|1 (worker reads) and BC_WARM_US (CPU warmers, 0 = off;\n"
+          "  docs/runtime.md): run the same binary with each to compare them.\n",
           f);
 }
 

@@ -31,7 +31,8 @@ static void usage(FILE *f)
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nenvironment: BC_WORKERS (worker threads), BC_LOG_LEVEL, BC_LOG_FORMAT\n");
+    fprintf(f, "\nenvironment: BC_WORKERS (worker threads), BC_WARM_US (CPU warmers; 0 = off),\n"
+               "BC_LOG_LEVEL, BC_LOG_FORMAT; README.md lists the rest\n");
 }
 
 int main(int argc, char **argv)
