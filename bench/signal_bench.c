@@ -10,7 +10,9 @@
  *        each 200 us after the previous one was received and ACKed; the payload carries
  *        bc_now_ns() taken just before bc_coord_send, the receiver's continuation subtracts
  *        it; the ACK latency runs from that stamp to bc_coord_wait_acks' callback;
- *   4.   the floor: raw hiredis PUBLISH -> SUBSCRIBE one-way latency with the same pacing;
+ *   4.   the floor, interleaved with 1+2 sample by sample (one floor sample, 200 us after the
+ *        previous signal's ACK, before each signal): raw hiredis PUBLISH -> SUBSCRIBE one-way
+ *        latency, so that ours and Redis's see the same moments of a noisy machine;
  *   3.   sustained round trips: every rt sender loops send -> wait for the ACK -> send;
  *   5.   the ceiling: raw hiredis, one connection, ~256 commands in flight, issuing per
  *        iteration the commands one round trip costs (ceiling_run() lists them).
@@ -244,7 +246,10 @@ static double cmdstats_diff(const cmdstat_t *b, size_t nb, const cmdstat_t *a, s
 /* ---------------------------------------------------------------- the floor */
 
 typedef struct {
-    redisContext *sub;
+    redisContext *sub, *pub;
+    pthread_t th;
+    char chan[64];
+    uint64_t seq; /* last sequence number published */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint64_t got; /* last sequence number received */
@@ -285,54 +290,70 @@ static void *floor_subscriber(void *arg)
     return NULL;
 }
 
-/* PUBLISH -> SUBSCRIBE one-way latency, `n` messages, a GAP_NS pause before each publish, one
- * in flight at a time (environment.md §3.3's method). */
+/* The floor's two raw connections and its subscriber thread, open for a whole run so that its
+ * samples can be taken between ours (floor_one). */
+static void floor_open(floor_t *f, size_t cap)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    f->cap = cap;
+    f->lat = malloc(cap * sizeof *f->lat);
+    if (f->lat == NULL)
+        die("out of memory");
+    snprintf(f->chan, sizeof f->chan, "bcbench:floor:%d", (int)getpid());
+    f->sub = raw_connect();
+    f->pub = raw_connect();
+    redisReply *r = redisCommand(f->sub, "SUBSCRIBE %s", f->chan);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        die("SUBSCRIBE %s failed", f->chan);
+    freeReplyObject(r);
+    if (pthread_create(&f->th, NULL, floor_subscriber, f) != 0)
+        die("cannot start the floor subscriber thread");
+}
+
+/* One PUBLISH -> SUBSCRIBE sample after a GAP_NS pause (environment.md §3.3's method): one
+ * message in flight, the publisher's clock read just before the PUBLISH. */
+static void floor_one(floor_t *f)
+{
+    uint64_t seq = ++f->seq;
+    sleep_ns(GAP_NS);
+    uint64_t t = bc_now_ns();
+    redisReply *r = redisCommand(f->pub, "PUBLISH %s %llu:%llu", f->chan, (unsigned long long)seq,
+                                 (unsigned long long)t);
+    if (r == NULL)
+        die("PUBLISH failed: %s", f->pub->errstr);
+    freeReplyObject(r);
+    struct timespec dl = deadline_in(5000);
+    pthread_mutex_lock(&f->lock);
+    while (f->got < seq)
+        if (pthread_cond_timedwait(&f->cond, &f->lock, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void floor_close(floor_t *f, double *p50, double *p99)
+{
+    redisReply *r = redisCommand(f->pub, "PUBLISH %s quit", f->chan);
+    freeReplyObject(r);
+    pthread_join(f->th, NULL);
+    redisFree(f->pub);
+    redisFree(f->sub);
+    *p50 = pct(f->lat, f->n, 0.50);
+    *p99 = pct(f->lat, f->n, 0.99);
+    free(f->lat);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
+}
+
+/* PUBLISH -> SUBSCRIBE one-way latency of `n` messages in a row. */
 static void floor_run(size_t n, double *p50, double *p99)
 {
     floor_t f;
-    memset(&f, 0, sizeof f);
-    pthread_mutex_init(&f.lock, NULL);
-    pthread_cond_init(&f.cond, NULL);
-    f.cap = n;
-    f.lat = malloc(n * sizeof *f.lat);
-    if (f.lat == NULL)
-        die("out of memory");
-    char chan[64];
-    snprintf(chan, sizeof chan, "bcbench:floor:%d", (int)getpid());
-    f.sub = raw_connect();
-    redisContext *pub = raw_connect();
-    redisReply *r = redisCommand(f.sub, "SUBSCRIBE %s", chan);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        die("SUBSCRIBE %s failed", chan);
-    freeReplyObject(r);
-    pthread_t th;
-    if (pthread_create(&th, NULL, floor_subscriber, &f) != 0)
-        die("cannot start the floor subscriber thread");
-    for (uint64_t seq = 1; seq <= n; seq++) {
-        sleep_ns(GAP_NS);
-        uint64_t t = bc_now_ns();
-        r = redisCommand(pub, "PUBLISH %s %llu:%llu", chan, (unsigned long long)seq,
-                         (unsigned long long)t);
-        if (r == NULL)
-            die("PUBLISH failed: %s", pub->errstr);
-        freeReplyObject(r);
-        struct timespec dl = deadline_in(5000);
-        pthread_mutex_lock(&f.lock);
-        while (f.got < seq)
-            if (pthread_cond_timedwait(&f.cond, &f.lock, &dl) == ETIMEDOUT)
-                break;
-        pthread_mutex_unlock(&f.lock);
-    }
-    r = redisCommand(pub, "PUBLISH %s quit", chan);
-    freeReplyObject(r);
-    pthread_join(th, NULL);
-    redisFree(pub);
-    redisFree(f.sub);
-    *p50 = pct(f.lat, f.n, 0.50);
-    *p99 = pct(f.lat, f.n, 0.99);
-    free(f.lat);
-    pthread_mutex_destroy(&f.lock);
-    pthread_cond_destroy(&f.cond);
+    floor_open(&f, n);
+    for (size_t i = 0; i < n; i++)
+        floor_one(&f);
+    floor_close(&f, p50, p99);
 }
 
 /* ---------------------------------------------------------------- the ceiling */
@@ -742,12 +763,21 @@ typedef struct {
     uint64_t ack_fail, rt_fail, lost;
 } run_t;
 
+/* Wake and ACK latency of `samples` signals, each followed by one sample of the floor, so that
+ * both see the same minute of a noisy machine. The floor's sample is taken with the CPU warmers
+ * held on (the raw clients are not runtime threads; ours keep the warmers on by themselves,
+ * since the next signal comes well within their linger). */
 static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
 {
     b->nwake = b->nack = 0;
     b->ack_fail = 0;
     uint64_t lost = 0;
+    floor_t fl;
+    floor_open(&fl, samples);
     for (size_t i = 0; i < samples; i++) {
+        bc_runtime_hold_warm(b->rt, 1);
+        floor_one(&fl);
+        bc_runtime_hold_warm(b->rt, 0);
         pthread_mutex_lock(&b->lock);
         b->seq++;
         b->target = *rr;
@@ -774,6 +804,7 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
         if (pthread_cond_timedwait(&b->cond, &b->lock, &dl) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&b->lock);
+    floor_close(&fl, &out->floor50, &out->floor99);
     out->wake50 = pct(b->wake, b->nwake, 0.50);
     out->wake99 = pct(b->wake, b->nwake, 0.99);
     out->wake999 = pct(b->wake, b->nwake, 0.999);
@@ -1092,13 +1123,10 @@ static void run_size(const conf_t *cf)
     size_t rr = 0;
     for (int i = 0; i < cf->runs; i++) {
         run_t *r = &runs[i];
-        latency_run(b, cf->samples, &rr, r);
         /* The floor is measured under the CPU conditions our signals see: with the runtime's
-         * CPU warmers running (runtime/warm.c), held on since the raw clients are not runtime
-         * threads. The floor with them released is reported too, for comparison. */
-        bc_runtime_hold_warm(b->rt, 1);
-        floor_run(cf->samples, &r->floor50, &r->floor99);
-        bc_runtime_hold_warm(b->rt, 0);
+         * CPU warmers running (runtime/warm.c). The floor with them released is reported too,
+         * for comparison. */
+        latency_run(b, cf->samples, &rr, r);
         if (warmers(b))
             floor_run(cf->samples, &r->floor_cold50, &r->floor_cold99);
         if (g_layer_floor)
