@@ -470,8 +470,11 @@ static void on_tick(hb_t *b)
     if (b->timer && (want * 4 < b->tick_ms * 3 || want * 3 > b->tick_ms * 4)) {
         bc_timer_cancel(b->timer);
         b->timer = NULL;
-        if (bc_timer_start(b->self, BC__M_HB_TIMER, want, want, &b->timer) == 0)
+        if (bc_timer_start(b->self, BC__M_HB_TIMER, want, want, &b->timer) == 0) {
             b->tick_ms = want;
+            /* relaxed: a statistic. */
+            atomic_store_explicit(&b->h->hb_tick_ms, want, memory_order_relaxed);
+        }
     }
 }
 
@@ -574,7 +577,9 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
     }
     b->epoch_ms = bc_now_ms();
     if (h->opts.heartbeats) {
-        bc_timer_start(b->self, BC__M_HB_TIMER, b->tick_ms, b->tick_ms, &b->timer);
+        if (bc_timer_start(b->self, BC__M_HB_TIMER, b->tick_ms, b->tick_ms, &b->timer) == 0)
+            /* relaxed: a statistic. */
+            atomic_store_explicit(&h->hb_tick_ms, b->tick_ms, memory_order_relaxed);
         bc_redis_watch(h->redis, b->self);
     }
     return b->self;

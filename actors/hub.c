@@ -465,6 +465,7 @@ void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out)
     out->work_refused = LD(n_work_refused);
     out->heartbeats_on_time = LD(n_hb_on_time);
     out->heartbeats_late = LD(n_hb_late);
+    out->heartbeat_tick_ms = LD(hb_tick_ms);
     out->send_retries = LD(n_send_retries);
 #undef LD
 }

@@ -183,6 +183,7 @@ struct bc_hub_s {
         n_reap_bad, n_dead, n_escalations, n_activity_timeouts, n_deadlocks, n_work_moved,
         n_work_done, n_work_refused, n_send_retries;
     _Atomic uint64_t n_hb_on_time, n_hb_late; /* heartbeat.c: written heartbeats, by punctuality */
+    _Atomic uint64_t hb_tick_ms;              /* heartbeat.c: the timer's period now */
     /* Signals delivered from their publish hint whose durable copy (slot or queue) is not
      * consumed yet; bc_hub_destroy waits for it to reach 0 so no stale copy outlives us. */
     _Atomic int64_t n_owed;

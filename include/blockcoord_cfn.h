@@ -143,6 +143,9 @@ typedef struct bc_hub_stats {
     uint64_t heartbeats_on_time;
     uint64_t heartbeats_late;
     uint64_t send_retries; /* signal writes sent again after Redis dropped them unanswered */
+    /* The heartbeat timer's period now: it follows the population, about 50 writes a tick,
+     * between 2 and 20 ms (docs/liveness.md). 0 with heartbeats off. */
+    uint64_t heartbeat_tick_ms;
 } bc_hub_stats_t;
 
 void bc_hub_stats(const bc_hub_t *h, bc_hub_stats_t *out);

@@ -323,12 +323,89 @@ static void test_heartbeat_many(void **state)
     bc_test_redis_free(r);
 }
 
+static uint64_t tick_ms(bc_hub_t *h)
+{
+    bc_hub_stats_t st;
+    bc_hub_stats(h, &st);
+    return st.heartbeat_tick_ms;
+}
+
+/* The period is retargeted when it is off by more than a third (so that it does not flap), so
+ * where it settles depends on the way the population went: within a third of `want`. */
+static int near(uint64_t tick, uint64_t want)
+{
+    return tick * 4 >= want * 3 && tick * 3 <= want * 4;
+}
+
+/* Wait (up to 20 s) until the heartbeat timer's period is near `want` ms. */
+static void wait_tick(bc_hub_t *h, uint64_t want, const char *when)
+{
+    for (unsigned t = 0; t < 20000 && !near(tick_ms(h), want); t += 10)
+        bc_test_sleep_ms(10);
+    if (!near(tick_ms(h), want))
+        fail_msg("%s: heartbeat period %llu ms, expected %llu within a third", when,
+                 (unsigned long long)tick_ms(h), (unsigned long long)want);
+}
+
+/* The timer's period follows the population: about 50 writes a tick (interval * 50 / n, within
+ * 2..20 ms). With a 100 ms interval: 20 ms for a few coordinators, 100 * 50 / n for many, and
+ * back to 20 when most of them stop. Off with heartbeats off. */
+static void test_heartbeat_tick_follows(void **state)
+{
+    (void)state;
+    size_t n = (size_t)bc_test_scaled(1000, 500); /* a 5 or 10 ms period */
+    bc_test_redis_t *r = bc_test_redis_start(NULL);
+    bc_runtime_t *rt = bc_test_runtime(2);
+    bc_hub_t *h = hb_hub(rt, r, 100);
+    assert_int_equal(tick_ms(h), 20);
+    probe_t *p = calloc(n, sizeof *p);
+    bc_coord_t **c = calloc(n, sizeof *c);
+    char id[64];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof id, "hb-tick-%zu", i);
+        c[i] = spawn(h, id, NULL, NULL, &p[i]);
+    }
+    wait_tick(h, 100 * 50 / n, "after the spawns");
+    /* Every coordinator is still written on schedule at the shorter period. */
+    snprintf(id, sizeof id, "blocking:heartbeat:hb-tick-%zu", n - 1);
+    free(wait_seq(r, id, 2, 30000));
+    for (size_t i = 5; i < n; i++) {
+        bc_coord_stop(c[i]);
+        bc_coord_release(c[i]);
+    }
+    wait_tick(h, 20, "after all but 5 stopped");
+    bc_hub_stats_t st;
+    bc_hub_stats(h, &st);
+    assert_int_equal(st.heartbeat_failures, 0);
+    for (size_t i = 0; i < 5; i++) {
+        bc_coord_stop(c[i]);
+        bc_coord_release(c[i]);
+    }
+    bc_hub_destroy(h);
+    free(p);
+    free(c);
+
+    bc_hub_opts_t o;
+    bc_hub_opts_init(&o);
+    o.redis_url = bc_test_redis_url(r);
+    o.secret = SECRET;
+    o.heartbeats = 0;
+    o.reaper = 0;
+    char err[256];
+    assert_int_equal(bc_hub_create(rt, &o, &h, err, sizeof err), 0);
+    assert_int_equal(tick_ms(h), 0);
+    bc_hub_destroy(h);
+    bc_runtime_destroy(rt);
+    bc_test_redis_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heartbeat_value),
         cmocka_unit_test(test_heartbeat_outage),
         cmocka_unit_test(test_heartbeat_many),
+        cmocka_unit_test(test_heartbeat_tick_follows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
