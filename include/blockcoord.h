@@ -95,6 +95,11 @@ typedef struct bc_runtime_opts_s {
                            work reads a readable Redis socket itself, on a CPU that
                            is already awake, instead of waiting for the I/O thread;
                            -1 = only the I/O thread reads */
+    int io_run;         /* 0 = default (on): when the I/O thread's reads or timers make
+                           actors runnable, no worker is looking for work and one is
+                           parked, the I/O thread runs up to 8 of their turns itself
+                           instead of waking that worker and waiting for it; -1 = it
+                           always hands them to the workers */
     int warm_us;        /* CPU warmers: while a runtime thread is awake and for this long
                            after the last one went to sleep, one SCHED_IDLE thread per CPU
                            spins so that no CPU halts (a wake-up onto a halted vCPU costs
@@ -153,6 +158,7 @@ typedef struct bc_runtime_stats_s {
     uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
     uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
     uint64_t io_polled;       /* times a worker read a Redis socket itself */
+    uint64_t io_turns;        /* actor turns the I/O thread ran itself (io_run) */
     uint64_t warmers;         /* CPU warmer threads running (SCHED_IDLE, pinned) */
     uint64_t warm_parks;      /* times a warmer went to sleep: nothing awake, window over */
     uint64_t warm_wakes;      /* times a warmer woke again */
@@ -215,7 +221,7 @@ int bc_actor_alive(const bc_actor_t *a);
 bc_runtime_t *bc_actor_runtime(const bc_actor_t *a);
 
 /* Worker index (0..workers-1) of the calling thread, or -1 if it is not a
- * worker. */
+ * worker. An actor turn that the I/O thread runs itself (io_run) sees `workers`. */
 int bc_worker_id(void);
 
 /* ---------------------------------------------------------------- timers */

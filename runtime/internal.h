@@ -107,9 +107,11 @@ struct bc_runtime_s {
     unsigned nworkers;
     unsigned batch;
     unsigned spin_us;
-    unsigned io_spin_us; /* 0: the I/O thread never spins */
-    bool io_direct;      /* workers write their Redis commands when the loop sleeps */
-    bool io_poll;        /* spinning workers read ready Redis sockets (io.c) */
+    unsigned io_spin_us;       /* 0: the I/O thread never spins */
+    bool io_direct;            /* workers write their Redis commands when the loop sleeps */
+    bool io_poll;              /* spinning workers read ready Redis sockets (io.c) */
+    bc_worker_t *io_worker;    /* the I/O thread's context when it runs actors (io_run), or NULL */
+    _Atomic uint64_t io_turns; /* statistics: turns it ran */
     int det;
     uint64_t seed;
 
@@ -148,6 +150,11 @@ struct bc_runtime_s {
 
 /* The worker running on this thread, or NULL. */
 extern _Thread_local bc_worker_t *bc__tls_worker;
+/* On the I/O thread while it runs the loop (io_run): actors made runnable are collected here,
+ * for the I/O thread to run them itself afterwards (sched.c, bc__sched_io_run). */
+extern _Thread_local bc_worker_t *bc__tls_io_collect;
+bool bc__sched_io_pending(bc_runtime_t *rt);
+void bc__sched_io_run(bc_runtime_t *rt, bool run);
 
 /* Sleep while *addr == val (or until woken, or spuriously: callers re-check). */
 static inline void bc__futex_wait(_Atomic uint32_t *addr, uint32_t val)

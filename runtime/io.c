@@ -203,24 +203,30 @@ static void *io_main(void *arg)
     sigaddset(&pipe, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe, NULL);
     pthread_mutex_lock(&io->lock);
-    if (io->spin_ns == 0) {
-        io->may_sleep = true;
-        ev_run(io->loop, 0);
-    } else {
-        ev_set_invoke_pending_cb(io->loop, invoke_pending);
-        while (!io->stop) {
-            bool spin = bc_now_ns() - io->busy_at_ns < io->spin_ns;
-            io->may_sleep = !spin;
-            ev_run(io->loop, spin ? EVRUN_NOWAIT : EVRUN_ONCE);
-            if (spin) {
-                /* A spinning loop gives way (see "Yielding" above) and, unlocked for that
-                 * moment, lets a worker take the loop for its own writes. */
-                pthread_mutex_unlock(&io->lock);
-                sched_yield();
-                pthread_mutex_lock(&io->lock);
-            }
+    ev_set_invoke_pending_cb(io->loop, invoke_pending);
+    /* The actors this loop's callbacks make runnable are collected for "Turns" (above). */
+    bc__tls_io_collect = io->rt->io_worker;
+    while (!io->stop) {
+        bool spin = io->spin_ns && bc_now_ns() - io->busy_at_ns < io->spin_ns;
+        io->may_sleep = !spin;
+        ev_run(io->loop, spin ? EVRUN_NOWAIT : EVRUN_ONCE);
+        if (bc__sched_io_pending(io->rt)) {
+            pthread_mutex_unlock(&io->lock);
+            bc__sched_io_run(io->rt, true);
+            pthread_mutex_lock(&io->lock);
+            io->busy_at_ns = bc_now_ns();
+        }
+        if (spin) {
+            /* A spinning loop gives way (see "Yielding" above) and, unlocked for that
+             * moment, lets a worker take the loop for its own writes. */
+            pthread_mutex_unlock(&io->lock);
+            sched_yield();
+            pthread_mutex_lock(&io->lock);
         }
     }
+    bc__tls_io_collect = NULL;
+    if (bc__sched_io_pending(io->rt))
+        bc__sched_io_run(io->rt, false); /* stopping: to the workers' queue */
     pthread_mutex_unlock(&io->lock);
     bc_pool_thread_flush();
     return NULL;

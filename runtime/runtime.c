@@ -59,6 +59,7 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         o->warm_cpus = (unsigned)v;
     env_switch("BC_IO_DIRECT", &o->io_direct);
     env_switch("BC_IO_POLL", &o->io_poll);
+    env_switch("BC_IO_RUN", &o->io_run);
 }
 
 static void runtime_free(bc_runtime_t *rt)
@@ -69,6 +70,7 @@ static void runtime_free(bc_runtime_t *rt)
     }
     free(rt->shards);
     free(rt->workers);
+    free(rt->io_worker);
     pthread_mutex_destroy(&rt->wait_lock);
     pthread_cond_destroy(&rt->wait_cond);
     free(rt);
@@ -94,8 +96,9 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     }
     if (n > BC_MAX_WORKERS || opts->batch > 1000000 || opts->spin_us > 1000000 ||
         opts->io_spin_us < -1 || opts->io_spin_us > 1000000 || opts->io_direct < -1 ||
-        opts->io_direct > 1 || opts->io_poll < -1 || opts->io_poll > 1 || opts->warm_us < -1 ||
-        opts->warm_us > 1000000 || opts->warm_cpus > BC_MAX_WARM_CPUS)
+        opts->io_direct > 1 || opts->io_poll < -1 || opts->io_poll > 1 || opts->io_run < -1 ||
+        opts->io_run > 1 || opts->warm_us < -1 || opts->warm_us > 1000000 ||
+        opts->warm_cpus > BC_MAX_WARM_CPUS)
         return -EINVAL;
     if (opts->deterministic)
         n = 1;
@@ -146,6 +149,17 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
         w->rng =
             (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
         bc_mpscq_init(&w->pinned, 0);
+    }
+    /* The I/O thread's context for the turns it runs itself (sched.c, bc__sched_io_run). */
+    if (!rt->det && opts->io_run >= 0) {
+        rt->io_worker = aligned_alloc(BC_CACHELINE, sizeof(bc_worker_t));
+        if (rt->io_worker == NULL)
+            goto err;
+        memset(rt->io_worker, 0, sizeof(bc_worker_t));
+        rt->io_worker->rt = rt;
+        rt->io_worker->index = n;
+        rt->io_worker->rng = 0x9E3779B97F4A7C15ULL;
+        bc_mpscq_init(&rt->io_worker->pinned, 0);
     }
     if ((rc = bc__warm_start(rt)) != 0)
         goto err;
@@ -247,6 +261,7 @@ void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
         out->wakes += atomic_load_explicit(&w->n_wakes, memory_order_relaxed);
         out->steals += atomic_load_explicit(&w->n_steals, memory_order_relaxed);
     }
+    out->io_turns = atomic_load_explicit(&rt->io_turns, memory_order_relaxed);
     if (rt->io) {
         out->timers_pending = bc__io_timers_pending(rt->io);
         bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes, &out->io_polled);

@@ -25,6 +25,7 @@
 #define IO_DEFER_TURNS 16 /* turns a worker may hold its Redis commands back (io.c) */
 
 _Thread_local bc_worker_t *bc__tls_worker;
+_Thread_local bc_worker_t *bc__tls_io_collect;
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -259,6 +260,14 @@ void bc__schedule(bc_actor_t *a)
         return;
     }
     if (w == NULL) {
+        bc_worker_t *iw = bc__tls_io_collect;
+        if (iw && iw->rt == rt) {
+            if (iw->runnext == NULL)
+                iw->runnext = a;
+            else
+                rq_push(iw, a);
+            return;
+        }
         inject_push(rt, a);
         wake_one(rt);
         return;
@@ -271,9 +280,67 @@ void bc__schedule(bc_actor_t *a)
     w->runnext = a;
     if (old) {
         requeue(w, old);
-        if (old->pin < 0)
+        if (old->pin < 0 && w != rt->io_worker)
             wake_one(rt);
     }
+}
+
+/* ---------------------------------------------------------------- the I/O thread's turns */
+
+#define IO_RUN_TURNS 8 /* turns the I/O thread runs before it hands the rest to the workers */
+
+bool bc__sched_io_pending(bc_runtime_t *rt)
+{
+    bc_worker_t *iw = rt->io_worker;
+    return iw && (iw->runnext || rq_len(iw) > 0);
+}
+
+/* The actors that the I/O thread's last loop iteration made runnable (a reply, a signal, a
+ * timer): if no worker is looking for work, the I/O thread runs a few turns itself, on a CPU
+ * that is awake, instead of waking a parked worker (a futex call and, on a VM, often an
+ * inter-processor interrupt) and waiting for it. Whatever is left goes to the workers. Called
+ * by the I/O thread without the loop's mutex, so that the turns' own writes (direct writes)
+ * can take it. */
+void bc__sched_io_run(bc_runtime_t *rt, bool run)
+{
+    bc_worker_t *iw = rt->io_worker;
+    bc_worker_t *collect = bc__tls_io_collect;
+    bc__tls_io_collect = NULL;
+    /* seq_cst: as in wake_one (a worker that parks or starts looking meanwhile is either seen
+     * here or sees the actors we hand over below). */
+    if (run && atomic_load_explicit(&rt->spinning, memory_order_seq_cst) == 0 &&
+        atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst) != 0 &&
+        !atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
+        bc__tls_worker = iw;
+        for (unsigned k = 0; k < IO_RUN_TURNS; k++) {
+            bc_actor_t *a = iw->runnext;
+            if (a != NULL)
+                iw->runnext = NULL;
+            else if ((a = rq_pop(iw)) == NULL)
+                break;
+            bool again = bc__actor_run(iw, a, rt->batch);
+            /* relaxed: statistics. */
+            atomic_fetch_add_explicit(&rt->io_turns, 1, memory_order_relaxed);
+            if (iw->io_pushed) {
+                iw->io_deferred = 0;
+                bc__io_turn_end(iw);
+            }
+            if (again)
+                rq_push(iw, a);
+        }
+        bc__tls_worker = NULL;
+    }
+    bool any = false;
+    if (iw->runnext) {
+        inject_push(rt, iw->runnext);
+        iw->runnext = NULL;
+        any = true;
+    }
+    for (bc_actor_t *a; (a = rq_pop(iw)) != NULL; any = true)
+        inject_push(rt, a);
+    if (any)
+        wake_one(rt);
+    bc__tls_io_collect = collect;
 }
 
 /* Find the next actor for w, without waiting. */

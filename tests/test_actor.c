@@ -120,6 +120,11 @@ static void test_invalid_arguments(void **state)
     o.io_poll = -2;
     assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
     bc_runtime_opts_init(&o);
+    o.io_run = 2; /* -1, 0 or 1 */
+    assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
+    o.io_run = -2;
+    assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
+    bc_runtime_opts_init(&o);
     o.io_spin_us = -2;
     assert_int_equal(bc_runtime_create(&o, &rt), -EINVAL);
     assert_int_equal(bc_runtime_create(NULL, NULL), -EINVAL);

@@ -270,7 +270,9 @@ static void pp_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
 }
 
 /* Two workers, direct writes and worker reads on or off, an I/O thread that never polls (it
- * sleeps between replies, so a worker finds it asleep), and a client connected on it. */
+ * sleeps between replies, so a worker finds it asleep) and never runs an actor's turn itself
+ * (io_run off: the replies it reads go to the workers, whose reads and writes are tested
+ * here; test_timer covers io_run), and a client connected on it. */
 static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc_runtime_t **rt,
                                     bc_redis_conf_t *conf)
 {
@@ -280,6 +282,7 @@ static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc
     o.io_direct = direct ? 1 : -1;
     o.io_poll = poll ? 1 : -1;
     o.io_spin_us = -1;
+    o.io_run = -1;
     *rt = NULL;
     assert_int_equal(bc_runtime_create(&o, rt), 0);
     conf_for(conf, bc_test_redis_url(h));

@@ -12,6 +12,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -778,6 +779,74 @@ static void test_many_start_cancel_pairs(void **state)
     bc_runtime_destroy(rt);
 }
 
+/* ---------------------------------------------------------------- the I/O thread's turns */
+
+/* Where each tick ran: bc_worker_id() is the worker's index, or `workers` on the I/O thread. */
+typedef struct {
+    int nworkers;
+    _Atomic int ticks, on_io, on_worker, elsewhere;
+} where_t;
+
+static void where_behaviour(bc_actor_t *self, void *st, bc_msg_t *msg)
+{
+    where_t *s = st;
+    (void)self;
+    if (msg->type != TYPE_TICK)
+        return;
+    int id = bc_worker_id();
+    atomic_fetch_add(id == s->nworkers             ? &s->on_io
+                     : id >= 0 && id < s->nworkers ? &s->on_worker
+                                                   : &s->elsewhere,
+                     1);
+    atomic_fetch_add(&s->ticks, 1);
+}
+
+/* 100 ticks 2 ms apart to one actor; workers that park at once (spin 1 us). */
+static void run_where(int io_run, where_t *s, bc_runtime_stats_t *rs)
+{
+    bc_runtime_opts_t o;
+    bc_runtime_opts_init(&o);
+    o.workers = 2;
+    o.spin_us = 1;
+    o.io_run = io_run;
+    bc_runtime_t *rt = NULL;
+    assert_int_equal(bc_runtime_create(&o, &rt), 0);
+    s->nworkers = (int)bc_runtime_workers(rt);
+    bc_actor_t *a = bc_spawn(rt, where_behaviour, s);
+    assert_non_null(a);
+    bc_timer_t *h = NULL;
+    assert_int_equal(bc_timer_start(a, TYPE_TICK, 2, 2, &h), 0);
+    for (unsigned t = 0; t < WAIT_MS && atomic_load(&s->ticks) < 100; t += 2)
+        bc_test_sleep_ms(2);
+    bc_timer_cancel(h);
+    *rs = stats(rt);
+    bc_actor_release(a);
+    bc_runtime_destroy(rt);
+}
+
+/* io_run (the default): a tick that finds every worker parked runs on the I/O thread that
+ * fired it, instead of waking a worker (how often: timing; at least once in 100). Off: never.
+ * Every tick runs on a runtime thread either way, exactly once. */
+static void test_io_thread_turns(void **state)
+{
+    (void)state;
+    where_t on = {0}, off = {0};
+    bc_runtime_stats_t rs_on, rs_off;
+    run_where(0, &on, &rs_on);
+    run_where(-1, &off, &rs_off);
+    fprintf(stderr, "io_run on: %d of %d ticks on the I/O thread (%llu turns); off: %d\n",
+            atomic_load(&on.on_io), atomic_load(&on.ticks), (unsigned long long)rs_on.io_turns,
+            atomic_load(&off.on_io));
+    assert_true(atomic_load(&on.ticks) >= 100);
+    assert_true(atomic_load(&off.ticks) >= 100);
+    assert_int_equal(atomic_load(&on.elsewhere), 0);
+    assert_int_equal(atomic_load(&off.elsewhere), 0);
+    assert_true(atomic_load(&on.on_io) >= 1);
+    assert_true(rs_on.io_turns >= 1);
+    assert_int_equal(atomic_load(&off.on_io), 0);
+    assert_int_equal(rs_off.io_turns, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_stopped_actor_timers_reclaimed),
         cmocka_unit_test(test_many_timers_exactly_once),
         cmocka_unit_test(test_many_start_cancel_pairs),
+        cmocka_unit_test(test_io_thread_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
