@@ -37,6 +37,7 @@ check "bad BC_WORKERS warns"  0 'BC_WORKERS="lots" ignored'   env BC_WORKERS=lot
 check "bad BC_IO_SPIN_US warns" 0 'BC_IO_SPIN_US="-3" ignored: expected 0..1000000' env BC_IO_SPIN_US=-3 "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_IO_DIRECT warns" 0 'BC_IO_DIRECT="yes" ignored: expected 0 or 1' env BC_IO_DIRECT=yes "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_IO_POLL warns" 0 'BC_IO_POLL="2" ignored: expected 0 or 1' env BC_IO_POLL=2 "$bin" ring --actors 100 --tokens 2 --hops 100
+check "bad BC_IO_RUN warns" 0 'BC_IO_RUN="on" ignored: expected 0 or 1' env BC_IO_RUN=on "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_WARM_US warns" 0 'BC_WARM_US="soon" ignored: expected 0..1000000' env BC_WARM_US=soon "$bin" ring --actors 100 --tokens 2 --hops 100
 check "bad BC_WARM_CPUS warns" 0 'BC_WARM_CPUS="0" ignored: expected 1..1024' env BC_WARM_CPUS=0 "$bin" ring --actors 100 --tokens 2 --hops 100
 check "small ring runs"       0 "hops counted                 20000" "$bin" ring --actors 1000 --tokens 10 --hops 2000 --workers 2
