@@ -153,6 +153,9 @@ extern _Thread_local bc_worker_t *bc__tls_worker;
 /* On the I/O thread while it runs the loop (io_run): actors made runnable are collected here,
  * for the I/O thread to run them itself afterwards (sched.c, bc__sched_io_run). */
 extern _Thread_local bc_worker_t *bc__tls_io_collect;
+/* Set around a delivery that should run first among the collected (a pub/sub message: a
+ * signal, an ACK), ahead of replies read in the same pass. */
+extern _Thread_local bool bc__tls_io_first;
 bool bc__sched_io_pending(bc_runtime_t *rt);
 void bc__sched_io_run(bc_runtime_t *rt, bool run);
 

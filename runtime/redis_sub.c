@@ -134,7 +134,9 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     m->data[ch->len + 1 + pl->len] = '\0';
     /* relaxed: statistics. */
     atomic_fetch_add_explicit(&r->n_pubsub, 1, memory_order_relaxed);
+    bc__tls_io_first = true;    /* on the I/O thread: its turn goes first (sched.c) */
     bc_send(e->actor, &m->hdr); /* -ESRCH: the actor stopped; the message is freed */
+    bc__tls_io_first = false;
 }
 
 /* Send one SUBSCRIBE/UNSUBSCRIBE with the n names in r->batch_argv[1..n]. */

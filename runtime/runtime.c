@@ -70,6 +70,8 @@ static void runtime_free(bc_runtime_t *rt)
     }
     free(rt->shards);
     free(rt->workers);
+    if (rt->io_worker)
+        free(rt->io_worker->bag);
     free(rt->io_worker);
     pthread_mutex_destroy(&rt->wait_lock);
     pthread_cond_destroy(&rt->wait_cond);

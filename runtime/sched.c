@@ -26,6 +26,7 @@
 
 _Thread_local bc_worker_t *bc__tls_worker;
 _Thread_local bc_worker_t *bc__tls_io_collect;
+_Thread_local bool bc__tls_io_first;
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -262,8 +263,10 @@ void bc__schedule(bc_actor_t *a)
     if (w == NULL) {
         bc_worker_t *iw = bc__tls_io_collect;
         if (iw && iw->rt == rt) {
-            if (iw->runnext == NULL)
-                iw->runnext = a;
+            /* In the order they were made runnable, pub/sub deliveries first (the bag: the
+             * I/O thread's context has no deterministic mode). */
+            if (bc__tls_io_first)
+                bag_add(iw, a);
             else
                 rq_push(iw, a);
             return;
@@ -292,7 +295,7 @@ void bc__schedule(bc_actor_t *a)
 bool bc__sched_io_pending(bc_runtime_t *rt)
 {
     bc_worker_t *iw = rt->io_worker;
-    return iw && (iw->runnext || rq_len(iw) > 0);
+    return iw && (iw->bag_len || iw->runnext || rq_len(iw) > 0);
 }
 
 /* The actors that the I/O thread's last loop iteration made runnable (a reply, a signal, a
@@ -312,25 +315,44 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
         atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst) != 0 &&
         !atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
         bc__tls_worker = iw;
+        size_t first = 0;
         for (unsigned k = 0; k < IO_RUN_TURNS; k++) {
-            bc_actor_t *a = iw->runnext;
-            if (a != NULL)
+            bc_actor_t *a;
+            if (first < iw->bag_len)
+                a = iw->bag[first++];
+            else if ((a = iw->runnext) != NULL)
                 iw->runnext = NULL;
             else if ((a = rq_pop(iw)) == NULL)
                 break;
             bool again = bc__actor_run(iw, a, rt->batch);
             /* relaxed: statistics. */
             atomic_fetch_add_explicit(&rt->io_turns, 1, memory_order_relaxed);
-            if (iw->io_pushed) {
+            /* The workers' rule (worker_main): an actor made runnable here runs before the
+             * turn's writes leave, unless they are urgent (a signal, an ACK). */
+            if (iw->io_pushed &&
+                (++iw->io_deferred >= IO_DEFER_TURNS || iw->io_urgent ||
+                 (first == iw->bag_len && iw->runnext == NULL && rq_len(iw) == 0))) {
                 iw->io_deferred = 0;
                 bc__io_turn_end(iw);
             }
             if (again)
                 rq_push(iw, a);
         }
+        if (iw->io_pushed) {
+            iw->io_deferred = 0;
+            bc__io_turn_end(iw);
+        }
         bc__tls_worker = NULL;
+        /* Those not run yet stay in order at the front of the bag. */
+        memmove(iw->bag, iw->bag + first, (iw->bag_len - first) * sizeof *iw->bag);
+        iw->bag_len -= first;
     }
     bool any = false;
+    for (size_t i = 0; i < iw->bag_len; i++)
+        inject_push(rt, iw->bag[i]);
+    if (iw->bag_len)
+        any = true;
+    iw->bag_len = 0;
     if (iw->runnext) {
         inject_push(rt, iw->runnext);
         iw->runnext = NULL;
