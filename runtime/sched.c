@@ -344,8 +344,10 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
         }
         bc__tls_worker = NULL;
         /* Those not run yet stay in order at the front of the bag. */
-        memmove(iw->bag, iw->bag + first, (iw->bag_len - first) * sizeof *iw->bag);
-        iw->bag_len -= first;
+        if (first > 0) {
+            memmove(iw->bag, iw->bag + first, (iw->bag_len - first) * sizeof *iw->bag);
+            iw->bag_len -= first;
+        }
     }
     bool any = false;
     for (size_t i = 0; i < iw->bag_len; i++)
