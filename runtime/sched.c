@@ -288,6 +288,28 @@ void bc__schedule(bc_actor_t *a)
     }
 }
 
+/* ---------------------------------------------------------------- a turn's writes */
+
+/* Write what w's turns queued for Redis (io.c, direct writes). */
+static void writes_flush(bc_worker_t *w)
+{
+    if (w->io_pushed) {
+        w->io_deferred = 0;
+        bc__io_turn_end(w);
+    }
+}
+
+/* After a turn: write once w has nothing else to run (`more`: an actor is runnable here),
+ * after IO_DEFER_TURNS turns, or at once if the turn asked for it (bc_redis_urgent: a signal,
+ * an ACK). Otherwise an actor made runnable here runs first (a woken coordinator before the
+ * watcher's bookkeeping writes), and under load the commands of many turns leave in one write,
+ * as the I/O thread would batch them. */
+static void writes_after_turn(bc_worker_t *w, bool more)
+{
+    if (w->io_pushed && (++w->io_deferred >= IO_DEFER_TURNS || w->io_urgent || !more))
+        writes_flush(w);
+}
+
 /* ---------------------------------------------------------------- the I/O thread's turns */
 
 #define IO_RUN_TURNS 8 /* turns the I/O thread runs before it hands the rest to the workers */
@@ -327,21 +349,11 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
             bool again = bc__actor_run(iw, a, rt->batch);
             /* relaxed: statistics. */
             atomic_fetch_add_explicit(&rt->io_turns, 1, memory_order_relaxed);
-            /* The workers' rule (worker_main): an actor made runnable here runs before the
-             * turn's writes leave, unless they are urgent (a signal, an ACK). */
-            if (iw->io_pushed &&
-                (++iw->io_deferred >= IO_DEFER_TURNS || iw->io_urgent ||
-                 (first == iw->bag_len && iw->runnext == NULL && rq_len(iw) == 0))) {
-                iw->io_deferred = 0;
-                bc__io_turn_end(iw);
-            }
+            writes_after_turn(iw, first < iw->bag_len || iw->runnext || rq_len(iw) > 0);
             if (again)
                 rq_push(iw, a);
         }
-        if (iw->io_pushed) {
-            iw->io_deferred = 0;
-            bc__io_turn_end(iw);
-        }
+        writes_flush(iw);
         bc__tls_worker = NULL;
         /* Those not run yet stay in order at the front of the bag. */
         if (first > 0) {
@@ -349,20 +361,20 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
             iw->bag_len -= first;
         }
     }
-    bool any = false;
+    /* The rest, in the same order, to the workers. (An rq_push that overflowed moved half the
+     * ring to the inject queue already; the half it left brings the wake-up below.) */
+    size_t moved = iw->bag_len;
     for (size_t i = 0; i < iw->bag_len; i++)
         inject_push(rt, iw->bag[i]);
-    if (iw->bag_len)
-        any = true;
     iw->bag_len = 0;
     if (iw->runnext) {
         inject_push(rt, iw->runnext);
         iw->runnext = NULL;
-        any = true;
+        moved++;
     }
-    for (bc_actor_t *a; (a = rq_pop(iw)) != NULL; any = true)
+    for (bc_actor_t *a; (a = rq_pop(iw)) != NULL; moved++)
         inject_push(rt, a);
-    if (any)
+    if (moved)
         wake_one(rt);
     bc__tls_io_collect = collect;
 }
@@ -476,10 +488,8 @@ static void *worker_main(void *arg)
     for (;;) {
         bool help = false;
         bc_actor_t *a = next_actor(w);
-        if (a == NULL && w->io_pushed) {
-            w->io_deferred = 0;
-            bc__io_turn_end(w);
-        }
+        if (a == NULL)
+            writes_flush(w);
         if (a == NULL) {
             /* Spin a little: work often arrives within microseconds. At most half the workers
              * (at least one) spin at once, as in Go's scheduler: one spinner keeps wake-ups
@@ -520,18 +530,7 @@ static void *worker_main(void *arg)
         if (rt->det)
             batch = 1 + (unsigned)(rng_next(&w->rng) % rt->batch);
         bool again = bc__actor_run(w, a, batch);
-        /* Write what the turns queued for Redis (io.c, direct writes) once this worker has
-         * nothing else to run, after IO_DEFER_TURNS turns, or at once if the turn asked for it
-         * (bc_redis_urgent: a signal, an ACK). Otherwise an actor made runnable here runs first
-         * (a woken coordinator before the watcher's bookkeeping writes), and under load the
-         * commands of many turns leave in one write, as the I/O thread would batch them. */
-        if (w->io_pushed) {
-            if (++w->io_deferred >= IO_DEFER_TURNS || w->io_urgent ||
-                (w->runnext == NULL && rq_len(w) == 0)) {
-                w->io_deferred = 0;
-                bc__io_turn_end(w);
-            }
-        }
+        writes_after_turn(w, w->runnext || rq_len(w) > 0);
         if (help && work_visible(w))
             wake_one(rt);
         /* Sockets a look left for after the actors it woke (io.c), unless another actor was
