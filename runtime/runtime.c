@@ -62,6 +62,16 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
     env_switch("BC_IO_RUN", &o->io_run);
 }
 
+/* Worker i's context (i == workers: the I/O thread's, for the turns it runs itself). */
+static void worker_init(bc_worker_t *w, bc_runtime_t *rt, unsigned i, uint64_t seed)
+{
+    memset(w, 0, sizeof *w);
+    w->rt = rt;
+    w->index = i;
+    w->rng = (seed ? seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
+    bc_mpscq_init(&w->pinned, 0);
+}
+
 static void runtime_free(bc_runtime_t *rt)
 {
     if (rt->shards) {
@@ -140,28 +150,17 @@ int bc_runtime_create(const bc_runtime_opts_t *opts, bc_runtime_t **out)
     rt->shards = aligned_alloc(BC_CACHELINE, sizeof(bc_live_shard_t) * (n + 1));
     if (rt->workers == NULL || rt->shards == NULL)
         goto err;
-    memset(rt->workers, 0, sizeof(bc_worker_t) * n);
     memset(rt->shards, 0, sizeof(bc_live_shard_t) * (n + 1));
     for (unsigned i = 0; i <= n; i++)
         pthread_mutex_init(&rt->shards[i].lock, NULL);
-    for (unsigned i = 0; i < n; i++) {
-        bc_worker_t *w = &rt->workers[i];
-        w->rt = rt;
-        w->index = i;
-        w->rng =
-            (opts->seed ? opts->seed : 0x9E3779B97F4A7C15ULL) + 0x632BE59BD9B4E019ULL * (i + 1);
-        bc_mpscq_init(&w->pinned, 0);
-    }
+    for (unsigned i = 0; i < n; i++)
+        worker_init(&rt->workers[i], rt, i, opts->seed);
     /* The I/O thread's context for the turns it runs itself (sched.c, bc__sched_io_run). */
     if (!rt->det && opts->io_run >= 0) {
         rt->io_worker = aligned_alloc(BC_CACHELINE, sizeof(bc_worker_t));
         if (rt->io_worker == NULL)
             goto err;
-        memset(rt->io_worker, 0, sizeof(bc_worker_t));
-        rt->io_worker->rt = rt;
-        rt->io_worker->index = n;
-        rt->io_worker->rng = 0x9E3779B97F4A7C15ULL;
-        bc_mpscq_init(&rt->io_worker->pinned, 0);
+        worker_init(rt->io_worker, rt, n, opts->seed);
     }
     if ((rc = bc__warm_start(rt)) != 0)
         goto err;
