@@ -445,6 +445,21 @@ static uint32_t tick_for(const hb_t *b)
     return (uint32_t)t;
 }
 
+/* Start the timer with a period of ms, reported in bc_hub_stats; a timer running before is
+ * cancelled only once the new one runs, so a failed start leaves the old period in place. */
+static void tick_start(hb_t *b, uint32_t ms)
+{
+    bc_timer_t *t = NULL;
+    if (bc_timer_start(b->self, BC__M_HB_TIMER, ms, ms, &t) != 0)
+        return;
+    if (b->timer)
+        bc_timer_cancel(b->timer);
+    b->timer = t;
+    b->tick_ms = ms;
+    /* relaxed: a statistic. */
+    atomic_store_explicit(&b->h->hb_tick_ms, ms, memory_order_relaxed);
+}
+
 static void on_tick(hb_t *b)
 {
     uint64_t now = bc_now_ms();
@@ -467,15 +482,8 @@ static void on_tick(hb_t *b)
     zadd_flush(b);
     /* Follow the population, with a third of slack either way so that it does not flap. */
     uint32_t want = tick_for(b);
-    if (b->timer && (want * 4 < b->tick_ms * 3 || want * 3 > b->tick_ms * 4)) {
-        bc_timer_cancel(b->timer);
-        b->timer = NULL;
-        if (bc_timer_start(b->self, BC__M_HB_TIMER, want, want, &b->timer) == 0) {
-            b->tick_ms = want;
-            /* relaxed: a statistic. */
-            atomic_store_explicit(&b->h->hb_tick_ms, want, memory_order_relaxed);
-        }
-    }
+    if (b->timer && (want * 4 < b->tick_ms * 3 || want * 3 > b->tick_ms * 4))
+        tick_start(b, want);
 }
 
 /* (Re)connected: the heartbeat of everyone who missed one (never written, or degraded and not
@@ -577,9 +585,7 @@ bc_actor_t *bc__heartbeat_spawn(bc_hub_t *h)
     }
     b->epoch_ms = bc_now_ms();
     if (h->opts.heartbeats) {
-        if (bc_timer_start(b->self, BC__M_HB_TIMER, b->tick_ms, b->tick_ms, &b->timer) == 0)
-            /* relaxed: a statistic. */
-            atomic_store_explicit(&h->hb_tick_ms, b->tick_ms, memory_order_relaxed);
+        tick_start(b, b->tick_ms);
         bc_redis_watch(h->redis, b->self);
     }
     return b->self;
