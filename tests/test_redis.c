@@ -273,6 +273,15 @@ static void pp_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
  * sleeps between replies, so a worker finds it asleep) and never runs an actor's turn itself
  * (io_run off: the replies it reads go to the workers, whose reads and writes are tested
  * here; test_timer covers io_run), and a client connected on it. */
+/* A client on rt, connected (up to 10 s). */
+static bc_redis_t *connected(bc_runtime_t *rt, const bc_redis_conf_t *conf)
+{
+    bc_redis_t *r = NULL;
+    assert_int_equal(bc_redis_create(rt, conf, &r), 0);
+    assert_true(wait_connected(r, 10000));
+    return r;
+}
+
 static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc_runtime_t **rt,
                                     bc_redis_conf_t *conf)
 {
@@ -286,10 +295,7 @@ static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc
     *rt = NULL;
     assert_int_equal(bc_runtime_create(&o, rt), 0);
     conf_for(conf, bc_test_redis_url(h));
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(*rt, conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
-    return r;
+    return connected(*rt, conf);
 }
 
 static void sleepy_io_client_free(bc_actor_t *a, bc_redis_t *r, bc_runtime_t *rt,
@@ -341,9 +347,7 @@ static void test_direct_writes(void **st)
     bc_redis_conf_t conf;
     conf_for(&conf, bc_test_redis_url(h));
     conf.timeout_ms = 300;
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
+    bc_redis_t *r = connected(rt, &conf);
     bc_test_sleep_ms(700); /* the idle connection's deadline timer has fired and re-armed */
     pp_t p = {.r = r, .n = 1};
     bc_actor_t *a = bc_spawn(rt, pp_fn, &p);
@@ -476,9 +480,7 @@ static void test_round_trip(void **st)
     conf_for(&conf, bc_test_redis_url(h));
     conf.pool_size = 2;
     conf.timeout_ms = 20000;
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
+    bc_redis_t *r = connected(rt, &conf);
     uint64_t total = bc_test_scaled(100000, 8000), per = total / 8;
     coll_t *cs[8];
     bc_actor_t *as[8];
@@ -830,9 +832,7 @@ static void test_time(void **st)
     bc_redis_conf_t conf;
     conf_for(&conf, bc_test_redis_url(h));
     conf.db = 2; /* also exercises SELECT in the handshake */
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
+    bc_redis_t *r = connected(rt, &conf);
     assert_int_equal(bc_redis_time_known(r), 1);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -876,9 +876,7 @@ static void test_values_both_formatters(void **st)
     bc_runtime_t *rt = new_runtime();
     bc_redis_conf_t conf;
     conf_for(&conf, bc_test_redis_url(h));
-    bc_redis_t *r = NULL;
-    assert_int_equal(bc_redis_create(rt, &conf, &r), 0);
-    assert_true(wait_connected(r, 10000));
+    bc_redis_t *r = connected(rt, &conf);
     static const size_t sizes[] = {0, 1, 2000, 2047, 2048, 4096, 100000};
     enum { N = sizeof sizes / sizeof sizes[0] };
     char *val = malloc(100000);
