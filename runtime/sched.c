@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,11 @@ static void *worker_main(void *arg)
                         continue;
                     if (k > 1 && bc_now_ns() > deadline)
                         break;
+                    /* Give way (io.c, "Yielding"): a thread woken onto this CPU runs now, not
+                     * when the spin ends. Above all Redis, woken by the write this worker made
+                     * at the end of its turn: while the warmers keep every CPU busy, the
+                     * scheduler often queues it here rather than on the other CPU. */
+                    sched_yield();
                 }
                 bc__cpu_relax();
             }
