@@ -158,6 +158,8 @@ typedef struct bc_runtime_stats_s {
     uint64_t io_direct;       /* times a worker wrote its queued Redis commands itself */
     uint64_t io_direct_wakes; /* ... and then had to wake the I/O thread anyway */
     uint64_t io_polled;       /* times a worker read a Redis socket itself */
+    uint64_t io_carried;      /* of those, sockets read only after the turn of an actor that the
+                                 subscriber's messages woke (worker reads, "subscriber first") */
     uint64_t io_turns;        /* actor turns the I/O thread ran itself (io_run) */
     uint64_t warmers;         /* CPU warmer threads running (SCHED_IDLE, pinned) */
     uint64_t warm_parks;      /* times a warmer went to sleep: nothing awake, window over */

@@ -86,7 +86,8 @@ struct bc_io_s {
         bc_io_poll_t *p;
         uint32_t gen;
     } polls[IO_MAX_POLLS];
-    _Atomic uint64_t n_polled; /* statistics: reads made by workers */
+    _Atomic uint64_t n_polled;  /* statistics: reads made by workers */
+    _Atomic uint64_t n_carried; /* statistics: sockets read from a worker's carry */
 
     /* Everything below, the loop and every watcher on it: under `lock`, which the I/O thread
      * holds except in epoll_wait and its yields, and a combining worker holds while it runs
@@ -383,6 +384,7 @@ bool bc__io_poll(bc_worker_t *w, bool looking)
     unsigned n = 0;
     for (unsigned i = 0; i < w->io_ncarry; i++)
         keys[n++] = w->io_carry[i];
+    unsigned ncarried = n; /* keys[0..ncarried): carried from the last look */
     w->io_ncarry = 0;
     struct epoll_event ev[IO_MAX_POLLS];
     int got = looking ? epoll_wait(io->pollfd, ev, IO_MAX_POLLS, 0) : 0;
@@ -424,6 +426,9 @@ bool bc__io_poll(bc_worker_t *w, bool looking)
             }
             p->fn(io, p);
             read = true;
+            if (i < ncarried)
+                /* relaxed: statistics. */
+                atomic_fetch_add_explicit(&io->n_carried, 1, memory_order_relaxed);
         }
     }
     io->in_tasks = false;
@@ -484,12 +489,14 @@ bc_timers_t *bc__io_timers(bc_io_t *io)
     return io->timers;
 }
 
-void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled)
+void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled,
+                  uint64_t *carried)
 {
     /* relaxed: statistics. */
     *direct = atomic_load_explicit(&io->n_direct, memory_order_relaxed);
     *wakes = atomic_load_explicit(&io->n_direct_wakes, memory_order_relaxed);
     *polled = atomic_load_explicit(&io->n_polled, memory_order_relaxed);
+    *carried = atomic_load_explicit(&io->n_carried, memory_order_relaxed);
 }
 
 uint64_t bc__io_timers_pending(bc_io_t *io)
