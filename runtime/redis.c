@@ -305,6 +305,12 @@ int64_t bc_redis_clock_offset_ms(const bc_redis_t *r)
     return atomic_load_explicit(&((bc_redis_t *)r)->offset_ms, memory_order_relaxed);
 }
 
+void bc__redis_clock_step(bc_redis_t *r, int64_t delta_ms)
+{
+    /* relaxed: as the TIME refresh's store. */
+    atomic_fetch_add_explicit(&r->offset_ms, delta_ms, memory_order_relaxed);
+}
+
 int bc_redis_time_known(const bc_redis_t *r)
 {
     /* acquire: pairs with the release after the offset was stored. */

@@ -139,6 +139,9 @@ int bc_redis_evalsha(bc_redis_t *r, bc_actor_t *reply_to, uint64_t tag, bc_redis
 uint64_t bc_redis_now_ms(const bc_redis_t *r);         /* Unix ms per Redis's clock */
 int64_t bc_redis_clock_offset_ms(const bc_redis_t *r); /* Redis clock - local CLOCK_REALTIME */
 int bc_redis_time_known(const bc_redis_t *r);          /* 1 once a TIME sample arrived */
+/* Tests only: move the clock estimate by delta_ms, as a TIME refresh that re-bases it (or a
+ * failover) would. The next refresh sets it from TIME again. */
+void bc__redis_clock_step(bc_redis_t *r, int64_t delta_ms);
 
 typedef struct bc_redis_stats {
     bc_breaker_snapshot_t breaker;

@@ -6,6 +6,7 @@
 #include "redis_harness.c"
 
 #include "coord_env.h"
+#include "hub.h"
 
 static void start_wait_acks(bc_coord_t *c, void *arg);
 
@@ -657,6 +658,59 @@ static void test_ack_before_acting(void **state)
     redisFree(k.sub);
 }
 
+/* The lane floor (docs/protocol.md, §4.3 stamps): a sender's stamps to one receiver strictly
+ * increase, even when the Redis clock estimate steps back after the receiver's lane was freed.
+ * A burst to coord-b runs its stamps ahead of the clock; once they are in the past, a send to
+ * coord-c frees coord-b's idle lane. The clock then steps back into the burst's range, and the
+ * next signal to coord-b must still get a stamp above the burst's: from the clock alone it would
+ * repeat a messageId of the burst, and coord-b would drop it as a replay. */
+#define LF_BURST 40
+
+static void test_lane_floor_after_clock_steps_back(void **state)
+{
+    (void)state;
+    env_t e;
+    env_up(&e, NULL, BC_NOTIFY_AUTO);
+    probe_t pa, pb, pc;
+    bc_coord_t *a = probe_start(e.hub, "coord-a", &pa, "never");
+    bc_coord_t *b = probe_start(e.hub, "coord-b", &pb, NULL);
+    bc_coord_t *c = probe_start(e.hub, "coord-c", &pc, NULL);
+    char sid[BC_SIGNAL_ID_MAX + 1], err[200];
+    for (int i = 0; i < LF_BURST; i++)
+        assert_int_equal(bc_coord_send(a, "coord-b", "wake", NULL, sid, err, sizeof err), 0);
+    int want = LF_BURST;
+    assert_true(probe_until(&pb, pred_nsig, &want, 20000));
+    assert_int_equal(bc_coord_flush(a, 10000), 0);
+    uint64_t first = pb.sig[0].timestamp, last = first;
+    for (int i = 1; i < LF_BURST; i++) {
+        assert_true(pb.sig[i].timestamp > last); /* delivered in order, stamps increasing */
+        last = pb.sig[i].timestamp;
+    }
+    while (bc__hub_stamp(e.hub) <= last + 5) /* the burst's stamps are in the past */
+        bc_test_sleep_ms(5);
+    int one = 1;
+    assert_int_equal(bc_coord_send(a, "coord-c", "wake", NULL, sid, err, sizeof err), 0);
+    assert_true(probe_until(&pc, pred_nsig, &one, 10000)); /* coord-b's lane is freed */
+    int64_t back = (int64_t)(first + LF_BURST / 2) - (int64_t)bc__hub_stamp(e.hub);
+    assert_true(back < 0);
+    bc__redis_clock_step(e.hub->redis, back);
+    assert_int_equal(bc_coord_send(a, "coord-b", "wake", NULL, sid, err, sizeof err), 0);
+    want = LF_BURST + 1;
+    if (!probe_until(&pb, pred_nsig, &want, 10000))
+        fail_msg("the signal sent after the clock stepped back %lld ms was not delivered "
+                 "(its messageId %s repeated one of the burst's?)",
+                 (long long)back, sid);
+    assert_string_equal(pb.sig[LF_BURST].message_id, sid);
+    if (pb.sig[LF_BURST].timestamp <= last)
+        fail_msg("stamp %llu after the clock stepped back is not above the burst's last %llu",
+                 (unsigned long long)pb.sig[LF_BURST].timestamp, (unsigned long long)last);
+    bc__redis_clock_step(e.hub->redis, -back);
+    bc_coord_release(a);
+    bc_coord_release(b);
+    bc_coord_release(c);
+    env_down(&e);
+}
+
 static void test_hub_bad_input(void **state)
 {
     bc_runtime_t *rt = bc_test_runtime(1);
@@ -691,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_early_signal_and_replay_across_processes),
         cmocka_unit_test(test_poll_fallback),
         cmocka_unit_test(test_reconnect_rereads_slots),
+        cmocka_unit_test(test_lane_floor_after_clock_steps_back),
         cmocka_unit_test(test_hub_bad_input),
         cmocka_unit_test(test_notify_flags_kept),
         cmocka_unit_test(test_ack_wait_partial),
