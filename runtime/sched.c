@@ -332,13 +332,13 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
     bc_worker_t *iw = rt->io_worker;
     bc_worker_t *collect = bc__tls_io_collect;
     bc__tls_io_collect = NULL;
+    size_t first = 0; /* iw->bag[0..first) ran here */
     /* seq_cst: as in wake_one (a worker that parks or starts looking meanwhile is either seen
      * here or sees the actors we hand over below). */
     if (run && atomic_load_explicit(&rt->spinning, memory_order_seq_cst) == 0 &&
         atomic_load_explicit(&rt->parked_mask, memory_order_seq_cst) != 0 &&
         !atomic_load_explicit(&rt->stopping, memory_order_acquire)) {
         bc__tls_worker = iw;
-        size_t first = 0;
         for (unsigned k = 0; k < IO_RUN_TURNS; k++) {
             bc_actor_t *a;
             if (first < iw->bag_len)
@@ -356,16 +356,11 @@ void bc__sched_io_run(bc_runtime_t *rt, bool run)
         }
         writes_flush(iw);
         bc__tls_worker = NULL;
-        /* Those not run yet stay in order at the front of the bag. */
-        if (first > 0) {
-            memmove(iw->bag, iw->bag + first, (iw->bag_len - first) * sizeof *iw->bag);
-            iw->bag_len -= first;
-        }
     }
     /* The rest, in the same order, to the workers. (An rq_push that overflowed moved half the
      * ring to the inject queue already; the half it left brings the wake-up below.) */
-    size_t moved = iw->bag_len;
-    for (size_t i = 0; i < iw->bag_len; i++)
+    size_t moved = iw->bag_len - first;
+    for (size_t i = first; i < iw->bag_len; i++)
         inject_push(rt, iw->bag[i]);
     iw->bag_len = 0;
     if (iw->runnext) {
