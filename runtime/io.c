@@ -36,8 +36,9 @@
  * loop waiting for most of a slice. Measured on 2 vCPUs at 1,000 coordinators, our spinning
  * threads held Redis to two thirds of a core and sustained round trips fell to ~0.55 of the
  * pipelined ceiling. So the spinning loop calls sched_yield() after each pass (dropping the
- * loop's mutex for that moment), and a worker that finds a socket ready but the loop held
- * yields before it goes on spinning. A yield with nobody waiting returns at once.
+ * loop's mutex for that moment), and a spinning worker yields at each of its looks at the
+ * sockets (sched.c), also when it found one ready but the loop held. A yield with nobody
+ * waiting returns at once.
  */
 #include "internal.h"
 
@@ -400,13 +401,8 @@ bool bc__io_poll(bc_worker_t *w, bool looking)
     /* Edge-triggered: what this worker collected and cannot read now (the loop is held: the
      * I/O thread is awake, or another worker writes) stays readable for the loop's own
      * level-triggered watcher, which reads it. */
-    if (!combine_begin(io)) {
-        /* Whoever holds the loop may be waiting for this very CPU (see "Yielding"); a worker
-         * with work of its own goes on with it. */
-        if (looking)
-            sched_yield();
-        return false;
-    }
+    if (!combine_begin(io))
+        return false; /* the spinning worker yields next (see "Yielding") */
     bool read = false;
     io->in_tasks = true; /* a flush queued by a callback runs below, not later */
     /* A socket marked first (the subscriber) is read first. If that woke an actor here, the

@@ -508,7 +508,9 @@ static void *worker_main(void *arg)
                     /* Give way (io.c, "Yielding"): a thread woken onto this CPU runs now, not
                      * when the spin ends. Above all Redis, woken by the write this worker made
                      * at the end of its turn: while the warmers keep every CPU busy, the
-                     * scheduler often queues it here rather than on the other CPU. */
+                     * scheduler often queues it here rather than on the other CPU. So does
+                     * the loop's holder, when the look above found a socket ready but could
+                     * not take the loop. */
                     sched_yield();
                 }
                 bc__cpu_relax();
