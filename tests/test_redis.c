@@ -269,10 +269,6 @@ static void pp_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
     }
 }
 
-/* Two workers, direct writes and worker reads on or off, an I/O thread that never polls (it
- * sleeps between replies, so a worker finds it asleep) and never runs an actor's turn itself
- * (io_run off: the replies it reads go to the workers, whose reads and writes are tested
- * here; test_timer covers io_run), and a client connected on it. */
 /* A client on rt, connected (up to 10 s). */
 static bc_redis_t *connected(bc_runtime_t *rt, const bc_redis_conf_t *conf)
 {
@@ -282,6 +278,10 @@ static bc_redis_t *connected(bc_runtime_t *rt, const bc_redis_conf_t *conf)
     return r;
 }
 
+/* Two workers, direct writes and worker reads on or off, an I/O thread that never polls (it
+ * sleeps between replies, so a worker finds it asleep) and never runs an actor's turn itself
+ * (io_run off: the replies it reads go to the workers, whose reads and writes are tested
+ * here; test_timer covers io_run), and a client connected on it. */
 static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc_runtime_t **rt,
                                     bc_redis_conf_t *conf)
 {
