@@ -47,7 +47,7 @@
 #define CEIL_WINDOW 256 /* commands in flight on the ceiling connection */
 #define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
-#define NCOL 17         /* figures kept per run */
+#define NCOL 19         /* figures kept per run */
 
 static int g_json;
 /* Sender ids carry this process's pid and an incarnation number (bench-tx-<pid>-<n>,
@@ -56,6 +56,8 @@ static int g_json;
 static unsigned g_incarnation;
 static int g_no_ack_wait;    /* --no-ack-wait: diagnostic, wake latency alone */
 static int g_layer_floor;    /* --layer-floor: diagnostic, the floor through the Redis layer */
+static int g_pfloor;         /* --protocol-floor: diagnostic, our protocol by a minimal client */
+static const char *g_secret; /* the HMAC secret the hub uses */
 static int g_fanout;         /* --fanout-ceiling: also a ceiling whose publishes reach a reader */
 static unsigned g_spin_us;   /* --spin-us: the runtime's idle spin before parking (0: default) */
 static unsigned g_scrape_ms; /* --scrape-ms: scrape the hub's /metrics this often meanwhile */
@@ -354,6 +356,161 @@ static void floor_run(size_t n, double *p50, double *p99)
     for (size_t i = 0; i < n; i++)
         floor_one(&f);
     floor_close(&f, p50, p99);
+}
+
+/* ---------------------------------------------------------------- the protocol floor */
+
+/* The protocol floor: a signal under our wire protocol (docs/protocol.md §2.1-§2.3), sent and
+ * received by the smallest client that can speak it: sync hiredis on both sides, no runtime.
+ * The sender signs the signal (bc_sig_encode) and sends what a coordinator sends, in one write
+ * (SET idempotency marker, PUBLISH notify, SET signal NX EX), then blocks on the replies; the
+ * receiver, a thread blocked in read on a connection subscribed as the watcher is (the notify
+ * channel and the slot's keyspace channel), decodes and verifies the hint (bc_sig_decode) and
+ * takes its clock there. Its id pf-<pid> is hosted by nobody, so only this client reads it.
+ * What it leaves out of ours: the consumed marker, the ACK and the runtime itself. So
+ * wake / protocol floor is what the runtime adds to the protocol, and protocol floor / floor
+ * what the protocol costs over one bare PUBLISH. Same method as floor_one: one signal in
+ * flight, GAP_NS before each. */
+typedef struct {
+    redisContext *sub, *pub;
+    pthread_t th;
+    bc_hmac_t *hmac;
+    char id[48], sender[48], notify[96], slot[96];
+    uint64_t seq, t_sent;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t got, bad;
+    double *lat;
+    size_t n, cap;
+} pfloor_t;
+
+static void *pfloor_subscriber(void *arg)
+{
+    pfloor_t *f = arg;
+    for (;;) {
+        redisReply *r = NULL;
+        if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
+            break;
+        int quit = 0;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[1]->type == REDIS_REPLY_STRING &&
+            r->element[2]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[1]->str, f->notify) == 0) {
+            const char *pl = r->element[2]->str;
+            if (strcmp(pl, "quit") == 0) {
+                quit = 1;
+            } else {
+                bc_sig_fields_t sf;
+                const char *why = NULL;
+                int ok = bc_sig_decode(f->hmac, pl, r->element[2]->len, f->id, 1, &sf, &why) == 0;
+                uint64_t now = bc_now_ns();
+                pthread_mutex_lock(&f->lock);
+                if (ok && f->n < f->cap)
+                    f->lat[f->n++] = (double)(now - f->t_sent) / 1e3;
+                if (!ok)
+                    f->bad++;
+                f->got = f->seq;
+                pthread_cond_signal(&f->cond);
+                pthread_mutex_unlock(&f->lock);
+                if (ok)
+                    bc_sig_fields_clear(&sf);
+            }
+        }
+        freeReplyObject(r); /* the keyspace events: read, as the watcher reads them */
+        if (quit)
+            break;
+    }
+    return NULL;
+}
+
+static void pfloor_open(pfloor_t *f, size_t cap, const char *secret)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    if (bc_hmac_create(secret, strlen(secret), &f->hmac) != 0)
+        die("protocol floor: cannot key HMAC-SHA256");
+    f->cap = cap;
+    f->lat = malloc(cap * sizeof *f->lat);
+    if (f->lat == NULL)
+        die("out of memory");
+    snprintf(f->id, sizeof f->id, "pf-%d", (int)getpid());
+    snprintf(f->sender, sizeof f->sender, "pf-tx-%d", (int)getpid());
+    snprintf(f->notify, sizeof f->notify, "blocking:notify:%s", f->id);
+    snprintf(f->slot, sizeof f->slot, "blocking:signal:%s", f->id);
+    f->sub = raw_connect();
+    f->pub = raw_connect();
+    redisReply *r =
+        redisCommand(f->sub, "SUBSCRIBE %s __keyspace@%d__:%s", f->notify, g_conf.db, f->slot);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        die("protocol floor: SUBSCRIBE failed");
+    freeReplyObject(r);
+    r = NULL; /* the second channel's confirmation */
+    if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
+        die("protocol floor: SUBSCRIBE failed");
+    freeReplyObject(r);
+    if (pthread_create(&f->th, NULL, pfloor_subscriber, f) != 0)
+        die("cannot start the protocol floor's subscriber thread");
+}
+
+static void pfloor_one(pfloor_t *f)
+{
+    char payload[96], json[1024], mid[BC_SIGID_MAX + 1], err[200], idem[BC_SIGID_MAX + 32];
+    uint64_t seq = f->seq + 1;
+    sleep_ns(GAP_NS);
+    pthread_mutex_lock(&f->lock);
+    f->seq = seq;
+    f->t_sent = bc_now_ns();
+    pthread_mutex_unlock(&f->lock);
+    uint64_t ts = (uint64_t)time(NULL) * 1000u + seq % 1000u; /* distinct messageIds */
+    snprintf(payload, sizeof payload, "{\"t\":%llu,\"seq\":%llu}", (unsigned long long)f->t_sent,
+             (unsigned long long)seq);
+    int n = bc_sig_encode(f->hmac, ts, f->sender, f->id, 0, "wake", payload, json, sizeof json, mid,
+                          err, sizeof err);
+    if (n < 0)
+        die("protocol floor: %s", err);
+    snprintf(idem, sizeof idem, "blocking:idempotency:%s", mid);
+    const char *a1[] = {"SET", idem, "1", "EX", "86400"};
+    const char *a2[] = {"PUBLISH", f->notify, json};
+    const char *a3[] = {"SET", f->slot, json, "NX", "EX", "86400"};
+    size_t l2[] = {7, strlen(f->notify), (size_t)n};
+    size_t l3[] = {3, strlen(f->slot), (size_t)n, 2, 2, 5};
+    redisAppendCommandArgv(f->pub, 5, a1, NULL);
+    redisAppendCommandArgv(f->pub, 3, a2, l2);
+    redisAppendCommandArgv(f->pub, 6, a3, l3);
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(f->pub, (void **)&r) != REDIS_OK || r == NULL)
+            die("protocol floor: write failed: %s", f->pub->errstr);
+        freeReplyObject(r);
+    }
+    struct timespec dl = deadline_in(5000);
+    pthread_mutex_lock(&f->lock);
+    while (f->got < seq)
+        if (pthread_cond_timedwait(&f->cond, &f->lock, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&f->lock);
+    /* The receiver's consume, outside the timed part: the slot must be empty for the next
+     * SET NX, as the watcher's GETDEL leaves it. */
+    redisReply *r = redisCommand(f->pub, "DEL %s %s", f->slot, idem);
+    freeReplyObject(r);
+}
+
+static void pfloor_close(pfloor_t *f, double *p50, double *p99)
+{
+    redisReply *r = redisCommand(f->pub, "PUBLISH %s quit", f->notify);
+    freeReplyObject(r);
+    pthread_join(f->th, NULL);
+    redisFree(f->pub);
+    redisFree(f->sub);
+    if (f->bad)
+        die("protocol floor: %llu signals failed verification", (unsigned long long)f->bad);
+    *p50 = pct(f->lat, f->n, 0.50);
+    *p99 = pct(f->lat, f->n, 0.99);
+    free(f->lat);
+    bc_hmac_destroy(f->hmac);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
 }
 
 /* ---------------------------------------------------------------- the ceiling */
@@ -758,6 +915,7 @@ typedef struct {
     double wake50, wake99, wake999, ack50, ack99, rts, floor50, floor99, ceiling, layer50, layer99;
     double ceiling_fan;                /* --fanout-ceiling */
     double floor_cold50, floor_cold99; /* the floor with the warmers released */
+    double pfloor50, pfloor99;         /* --protocol-floor */
     double cmds_per_rt, sent_per_rt, hb_per_rt, pubsub_per_rt;
     char cmdmix[512];
     uint64_t ack_fail, rt_fail, lost;
@@ -773,10 +931,15 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
     b->ack_fail = 0;
     uint64_t lost = 0;
     floor_t fl;
+    pfloor_t pf;
     floor_open(&fl, samples);
+    if (g_pfloor)
+        pfloor_open(&pf, samples, g_secret);
     for (size_t i = 0; i < samples; i++) {
         bc_runtime_hold_warm(b->rt, 1);
         floor_one(&fl);
+        if (g_pfloor)
+            pfloor_one(&pf);
         bc_runtime_hold_warm(b->rt, 0);
         pthread_mutex_lock(&b->lock);
         b->seq++;
@@ -805,6 +968,8 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
             break;
     pthread_mutex_unlock(&b->lock);
     floor_close(&fl, &out->floor50, &out->floor99);
+    if (g_pfloor)
+        pfloor_close(&pf, &out->pfloor50, &out->pfloor99);
     out->wake50 = pct(b->wake, b->nwake, 0.50);
     out->wake99 = pct(b->wake, b->nwake, 0.99);
     out->wake999 = pct(b->wake, b->nwake, 0.999);
@@ -1174,7 +1339,9 @@ static void run_size(const conf_t *cf)
                             r->ceiling_fan,
                             r->ceiling_fan > 0 ? r->rts / r->ceiling_fan : 0,
                             r->floor_cold50,
-                            r->floor_cold99};
+                            r->floor_cold99,
+                            r->pfloor50,
+                            r->pfloor99};
         for (int j = 0; j < NCOL; j++)
             v[j][i] = row[j];
         ack_fail += r->ack_fail;
@@ -1196,6 +1363,9 @@ static void run_size(const conf_t *cf)
     if (g_layer_floor)
         snprintf(extra, sizeof extra, "\"layer_floor_p50_us\":%.1f,\"layer_floor_p99_us\":%.1f,",
                  m[11], m[12]);
+    if (g_pfloor)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "\"floor_protocol_p50_us\":%.1f,\"floor_protocol_p99_us\":%.1f,", m[17], m[18]);
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
     if (g_fanout)
@@ -1244,6 +1414,10 @@ static void run_size(const conf_t *cf)
                    nwarm);
         else
             printf("  %-40s\n", "CPU warmers off (BC_WARM_US=0): both floors with idle CPUs");
+        if (g_pfloor)
+            printf("  %-40s %12s %9.1f us %8.2f  wake p50 / this (p99 %.1f us; / floor %.2f)\n",
+                   "protocol floor: minimal client, our wire", "", m[17],
+                   m[17] > 0 ? m[0] / m[17] : 0, m[18], m[6] > 0 ? m[17] / m[6] : 0);
         if (g_layer_floor)
             printf("  %-40s %12s %9.1f us %8.2f  wake p50 / this (p99 %.1f us)\n",
                    "layer floor: actor->I/O->Redis->actor", "", m[11], m[11] > 0 ? m[0] / m[11] : 0,
@@ -1297,7 +1471,7 @@ static void usage(FILE *f)
     fputs("usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
           "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
           "[--layer-floor]\n"
-          "                    [--scrape-ms N] [--fanout-ceiling]\n"
+          "                    [--protocol-floor] [--scrape-ms N] [--fanout-ceiling]\n"
           "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
           "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
           "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
@@ -1314,6 +1488,10 @@ static void usage(FILE *f)
           "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
           "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
           "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
+          "  --protocol-floor (diagnostic): also measure one signal of our wire protocol sent\n"
+          "  and received by a minimal blocking client (sync hiredis, no runtime): signed,\n"
+          "  the coordinator's three commands in one write, the hint verified on receipt.\n"
+          "  wake / this is what the runtime adds; this / floor what the protocol costs.\n"
           "  --fanout-ceiling (diagnostic): also measure the ceiling with a raw reader\n"
           "  subscribed to max(N, 1024) receivers' and 256 senders' channels, as the hub is,\n"
           "  so Redis delivers the mix's publishes and slot events as it does for the hub\n"
@@ -1349,6 +1527,7 @@ int main(int argc, char **argv)
                                          {"no-ack-wait", no_argument, 0, 'a'},
                                          {"spin-us", required_argument, NULL, 'S'},
                                          {"layer-floor", no_argument, 0, 'L'},
+                                         {"protocol-floor", no_argument, 0, 'P'},
                                          {"fanout-ceiling", no_argument, 0, 'F'},
                                          {"scrape-ms", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
@@ -1404,6 +1583,9 @@ int main(int argc, char **argv)
             break;
         case 'a':
             g_no_ack_wait = 1;
+            break;
+        case 'P':
+            g_pfloor = 1;
             break;
         case 'L':
             g_layer_floor = 1;
@@ -1472,6 +1654,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "signal_bench: BLOCKING_COORDINATION_SECRET is not set; using a fixed "
                         "64-character bench secret\n");
     }
+    g_secret = secret;
     if (samples == 0)
         samples = quick ? 1000 : 5000;
     if (rt_secs == 0)
