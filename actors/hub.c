@@ -293,6 +293,14 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
         goto err;
     if (h->opts.final_ttl_s == 0)
         h->opts.final_ttl_s = 60;
+    if (h->opts.hint_first == 0) {
+        const char *v = getenv("BC_HINT_FIRST");
+        h->opts.hint_first = 1;
+        if (v && strcmp(v, "0") == 0)
+            h->opts.hint_first = -1;
+        else if (v && *v && strcmp(v, "1") != 0)
+            bc_log(BC_LOG_WARN, "BC_HINT_FIRST=\"%s\" ignored: expected 0 or 1", v);
+    }
     h->db = conf.db;
     h->ks_len = (size_t)snprintf(h->ks_prefix, sizeof h->ks_prefix, "__keyspace@%d__:", conf.db);
     if (gethostname(h->hostname, sizeof h->hostname) != 0)

@@ -66,6 +66,11 @@ typedef struct bc_hub_opts {
     int heartbeats;           /* 1 (default): heartbeat every coordinator */
     int fast_path;            /* 1 (default): wake from the publish hint's copy; 0: only from the
                                  durable slot/queue copy (one more Redis hop; for tests) */
+    int hint_first;           /* 0 (default): BC_HINT_FIRST ("0" off), else on. On (1): a send's
+                                 publish hint leaves in a write of its own, and Node's marker and
+                                 the durable copy follow once Redis has answered it, so Redis
+                                 delivers the hint before it does their work. Off (-1): all
+                                 three in one write, as one pipeline. */
     /* The reaper (PROTOCOL §4.4-4.6). Every process runs one; 0 means "from the environment,
      * else the seeds' default", resolved and validated by bc_hub_create. */
     int reaper;        /* 1 (default): run the reaper actor; 0: do not */

@@ -16,6 +16,7 @@ typedef struct {
 } env_t;
 
 static int g_fast_path = 1;
+static int g_hint_first = 0; /* the hub option: 0 default (on), -1 off */
 static int g_require_signature = 0;
 
 static inline bc_hub_t *hub_on(env_t *e, bc_notify_mode_t mode)
@@ -23,6 +24,7 @@ static inline bc_hub_t *hub_on(env_t *e, bc_notify_mode_t mode)
     bc_hub_opts_t o;
     bc_hub_opts_init(&o);
     o.fast_path = g_fast_path;
+    o.hint_first = g_hint_first;
     o.require_signature = g_require_signature;
     o.redis_url = bc_test_redis_url(e->redis);
     o.secret = SECRET;

@@ -59,7 +59,9 @@ static void run_send_wait_ack(int fast)
     assert_true(probe_until(&pa, pred_event, "ack_verified coord-b", 10000));
     assert_true(probe_until(&pb, pred_event, "ack_sent coord-a", 10000));
 
-    /* The durable copy is consumed too (after the hint woke b, so wait for it). */
+    /* The durable copy is consumed too (after the hint woke b, so wait for it; with the hint
+     * first, it is written after the hint was answered: wait for that write first). */
+    assert_int_equal(bc_coord_flush(a, 10000), 0);
     for (int i = 0; i < 500 && redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"); i++)
         bc_test_sleep_ms(10);
     assert_int_equal(redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"), 0);
@@ -363,8 +365,10 @@ static void test_poll_fallback(void **state)
     assert_true(probe_until(&pb, pred_nsig, &n, 10000));
     assert_true(probe_until(&pa, pred_ack_result, NULL, 10000));
     assert_int_equal(pa.ack_n_acked, 1);
-    /* The durable copy of the fast-path signal is consumed by the poll, not delivered again. */
+    /* The durable copy of the fast-path signal is consumed by the poll, not delivered again
+     * (it is written once the hint was answered: wait for the write, then for the poll). */
     assert_true(probe_until(&pb, pred_event, "ack_sent coord-a", 10000));
+    assert_int_equal(bc_coord_flush(a, 10000), 0);
     for (int i = 0; i < 200 && redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"); i++)
         bc_test_sleep_ms(10);
     assert_int_equal(redis_int(&e, "EXISTS %s", "blocking:signal:coord-b"), 0);
@@ -375,6 +379,7 @@ static void test_poll_fallback(void **state)
         assert_int_equal(bc_coord_send(a, "coord-b", "wake", NULL, NULL, err, sizeof err), 0);
     n = 5;
     assert_true(probe_until(&pb, pred_nsig, &n, 10000));
+    assert_int_equal(bc_coord_flush(a, 10000), 0);
     for (int i = 0; i < 300 && (redis_int(&e, "EXISTS %s", "blocking:signal:coord-b") ||
                                 redis_int(&e, "EXISTS %s", "blocking:signal-queue:coord-b"));
          i++)
