@@ -10,9 +10,10 @@
  *        each 200 us after the previous one was received and ACKed; the payload carries
  *        bc_now_ns() taken just before bc_coord_send, the receiver's continuation subtracts
  *        it; the ACK latency runs from that stamp to bc_coord_wait_acks' callback;
- *   4.   the floor, interleaved with 1+2 sample by sample (one floor sample, 200 us after the
- *        previous signal's ACK, before each signal): raw hiredis PUBLISH -> SUBSCRIBE one-way
- *        latency, so that ours and Redis's see the same moments of a noisy machine;
+ *   4.   the floor, interleaved with 1+2 sample by sample (one floor sample before each signal,
+ *        200 us after the previous signal's life ended: its wake, its ACK and the consumption
+ *        of its durable copy): raw hiredis PUBLISH -> SUBSCRIBE one-way latency, so that ours
+ *        and Redis's see the same moments of a noisy machine;
  *   3.   sustained round trips: every rt sender loops send -> wait for the ACK -> send;
  *   5.   the ceiling: raw hiredis, one connection, ~256 commands in flight, issuing per
  *        iteration the commands one round trip costs (ceiling_run() lists them).
@@ -916,6 +917,7 @@ typedef struct {
     double ceiling_fan;                /* --fanout-ceiling */
     double floor_cold50, floor_cold99; /* the floor with the warmers released */
     double pfloor50, pfloor99;         /* --protocol-floor */
+    uint64_t unsettled;                /* floor samples taken before the last signal's tail ended */
     double cmds_per_rt, sent_per_rt, hb_per_rt, pubsub_per_rt;
     char cmdmix[512];
     uint64_t ack_fail, rt_fail, lost;
@@ -925,6 +927,23 @@ typedef struct {
  * both see the same minute of a noisy machine. The floor's sample is taken with the CPU warmers
  * held on (the raw clients are not runtime threads; ours keep the warmers on by themselves,
  * since the next signal comes well within their linger). */
+/* Wait (up to 20 ms) until the hub has consumed the durable copies of `n` signals since `base`
+ * (its durable_consumed count): the last step of a signal's life, after its wake and its ACK.
+ * Returns 0 when it did, -1 on the time limit. */
+static int tail_done(bench_t *b, uint64_t base, uint64_t n)
+{
+    uint64_t until = bc_now_ns() + 20000000u;
+    for (;;) {
+        bc_hub_stats_t st;
+        bc_hub_stats(b->hub, &st);
+        if (st.durable_consumed - base >= n)
+            return 0;
+        if (bc_now_ns() > until)
+            return -1;
+        sleep_ns(50000);
+    }
+}
+
 static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
 {
     b->nwake = b->nack = 0;
@@ -935,7 +954,16 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
     floor_open(&fl, samples);
     if (g_pfloor)
         pfloor_open(&pf, samples, g_secret);
+    bc_hub_stats_t st0;
+    bc_hub_stats(b->hub, &st0);
+    out->unsettled = 0;
     for (size_t i = 0; i < samples; i++) {
+        /* The floor's sample must find our runtime as quiet as our signal will: the previous
+         * signal's tail (its durable copy, consumed after the wake and the ACK) would otherwise
+         * keep our threads spinning through the sample, and a busy second CPU makes the floor's
+         * three parties chain on one CPU, which is faster than the floor our signals see. */
+        if (i > 0 && tail_done(b, st0.durable_consumed, i) != 0)
+            out->unsettled++;
         bc_runtime_hold_warm(b->rt, 1);
         floor_one(&fl);
         if (g_pfloor)
@@ -1320,7 +1348,7 @@ static void run_size(const conf_t *cf)
 
     /* medians */
     double v[NCOL][MAX_RUNS];
-    uint64_t ack_fail = 0, rt_fail = 0, lost = 0;
+    uint64_t ack_fail = 0, rt_fail = 0, lost = 0, unsettled = 0;
     for (int i = 0; i < cf->runs; i++) {
         run_t *r = &runs[i];
         double row[NCOL] = {r->wake50,
@@ -1347,6 +1375,7 @@ static void run_size(const conf_t *cf)
         ack_fail += r->ack_fail;
         rt_fail += r->rt_fail;
         lost += r->lost;
+        unsettled += r->unsettled;
     }
     double m[NCOL];
     for (int j = 0; j < NCOL; j++)
@@ -1363,6 +1392,9 @@ static void run_size(const conf_t *cf)
     if (g_layer_floor)
         snprintf(extra, sizeof extra, "\"layer_floor_p50_us\":%.1f,\"layer_floor_p99_us\":%.1f,",
                  m[11], m[12]);
+    if (unsettled)
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"unsettled\":%llu,",
+                 (unsigned long long)unsettled);
     if (g_pfloor)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"floor_protocol_p50_us\":%.1f,\"floor_protocol_p99_us\":%.1f,", m[17], m[18]);
@@ -1451,6 +1483,10 @@ static void run_size(const conf_t *cf)
                    "%.1f ms\n",
                    g_scrape_ms, (unsigned long long)scr.scrapes, (unsigned long long)scr.failures,
                    scr.max_ms);
+        if (unsettled)
+            printf("  note: %llu floor samples were taken before the previous signal's durable "
+                   "copy was consumed (20 ms limit)\n",
+                   (unsigned long long)unsettled);
         if (ack_fail + rt_fail + lost)
             printf("  WARNING: %llu ACK waits failed, %llu signals not received in time\n",
                    (unsigned long long)(ack_fail + rt_fail), (unsigned long long)lost);
@@ -1498,8 +1534,9 @@ static void usage(FILE *f)
           "  (the main ceiling has nobody subscribed, which spares Redis that work).\n"
           "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
           "  another thread during the measurement (compare with a run without it).\n"
-          "  The floor is sampled between our signals (one PUBLISH before each signal), so\n"
-          "  that both see the same moments of a noisy machine. The floor and the ceiling are\n"
+          "  The floor is sampled between our signals (one PUBLISH before each signal, once\n"
+          "  the previous signal's durable copy was consumed), so that both see the same\n"
+          "  moments of a noisy machine and a quiet runtime. The floor and the ceiling are\n"
           "  measured with the runtime's CPU warmers held on (the CPU conditions our signals\n"
           "  see); the floor with them released is reported too (floor_cold_pubsub_p50_us),\n"
           "  from a run of its own.\n"
