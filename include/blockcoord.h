@@ -160,6 +160,8 @@ typedef struct bc_runtime_stats_s {
     uint64_t io_polled;       /* times a worker read a Redis socket itself */
     uint64_t io_carried;      /* of those, sockets read only after the turn of an actor that the
                                  subscriber's messages woke (worker reads, "subscriber first") */
+    uint64_t io_after_write;  /* looks at the Redis sockets right after an urgent direct write
+                                 (a signal's hint): Redis often answered within the write */
     uint64_t io_turns;        /* actor turns the I/O thread ran itself (io_run) */
     uint64_t warmers;         /* CPU warmer threads running (SCHED_IDLE, pinned) */
     uint64_t warm_parks;      /* times a warmer went to sleep: nothing awake, window over */

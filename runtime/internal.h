@@ -253,7 +253,7 @@ int bc_io_add_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg)
 int bc_io_remove_closer(bc_io_t *io, void (*fn)(bc_io_t *io, void *arg), void *arg);
 uint64_t bc__io_timers_pending(bc_io_t *io);
 void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled,
-                  uint64_t *carried);
+                  uint64_t *carried, uint64_t *after_write);
 /* Worker reads (io.c): a socket that a worker looking for work may read itself, holding the
  * loop, when it is ready; fn does what the loop's read watcher would (it runs under the loop,
  * and calls bc_io_need_wake if it changed what the sleeping loop must notice). */

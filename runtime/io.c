@@ -87,8 +87,9 @@ struct bc_io_s {
         bc_io_poll_t *p;
         uint32_t gen;
     } polls[IO_MAX_POLLS];
-    _Atomic uint64_t n_polled;  /* statistics: reads made by workers */
-    _Atomic uint64_t n_carried; /* statistics: sockets read from a worker's carry */
+    _Atomic uint64_t n_polled;      /* statistics: reads made by workers */
+    _Atomic uint64_t n_carried;     /* statistics: sockets read from a worker's carry */
+    _Atomic uint64_t n_after_write; /* statistics: looks right after an urgent direct write */
 
     /* Everything below, the loop and every watcher on it: under `lock`, which the I/O thread
      * holds except in epoll_wait and its yields, and a combining worker holds while it runs
@@ -302,6 +303,7 @@ void bc__io_turn_end(bc_worker_t *w)
 {
     bc_io_t *io = w->rt->io;
     bool owes = w->io_owes;
+    bool urgent = w->io_urgent;
     unsigned pushed = w->io_pushed;
     w->io_pushed = 0;
     w->io_owes = false;
@@ -320,6 +322,15 @@ void bc__io_turn_end(bc_worker_t *w)
         atomic_fetch_add_explicit(&io->n_direct, 1, memory_order_relaxed);
         if (combine_end(io))
             atomic_fetch_add_explicit(&io->n_direct_wakes, 1, memory_order_relaxed);
+        /* Read after an urgent write (see "Worker reads" in docs/runtime.md): Redis, woken onto
+         * this CPU by the write, has often answered before write() returned, and the answer
+         * (the signal's hint, on the subscriber) is read here rather than by a thread that
+         * must be woken for it. */
+        if (urgent && w->rt->io_poll) {
+            /* relaxed: statistics. */
+            atomic_fetch_add_explicit(&io->n_after_write, 1, memory_order_relaxed);
+            bc__io_poll(w, true);
+        }
         return;
     }
     /* The loop is awake (or stopping) and holds the queue, unless we took it from idle. */
@@ -486,13 +497,14 @@ bc_timers_t *bc__io_timers(bc_io_t *io)
 }
 
 void bc__io_stats(bc_io_t *io, uint64_t *direct, uint64_t *wakes, uint64_t *polled,
-                  uint64_t *carried)
+                  uint64_t *carried, uint64_t *after_write)
 {
     /* relaxed: statistics. */
     *direct = atomic_load_explicit(&io->n_direct, memory_order_relaxed);
     *wakes = atomic_load_explicit(&io->n_direct_wakes, memory_order_relaxed);
     *polled = atomic_load_explicit(&io->n_polled, memory_order_relaxed);
     *carried = atomic_load_explicit(&io->n_carried, memory_order_relaxed);
+    *after_write = atomic_load_explicit(&io->n_after_write, memory_order_relaxed);
 }
 
 uint64_t bc__io_timers_pending(bc_io_t *io)

@@ -266,7 +266,7 @@ void bc_runtime_stats(bc_runtime_t *rt, bc_runtime_stats_t *out)
     if (rt->io) {
         out->timers_pending = bc__io_timers_pending(rt->io);
         bc__io_stats(rt->io, &out->io_direct, &out->io_direct_wakes, &out->io_polled,
-                     &out->io_carried);
+                     &out->io_carried, &out->io_after_write);
     }
     out->warmers = atomic_load_explicit(&rt->warm_running, memory_order_relaxed);
     out->warm_parks = atomic_load_explicit(&rt->warm_parks, memory_order_relaxed);

@@ -382,6 +382,7 @@ static void test_direct_writes(void **st)
 typedef struct {
     bc_redis_t *r;
     uint64_t n, next;
+    bool urgent; /* each PUBLISH leaves at the end of its turn, as a signal's hint does */
     _Atomic uint64_t got, bad, ups;
     _Atomic int synced;
 } wr_t;
@@ -392,6 +393,8 @@ static void wr_publish(wr_t *p, bc_actor_t *self)
     snprintf(v, sizeof v, "%llu", (unsigned long long)p->next);
     const char *argv[3] = {"PUBLISH", "wr:chan", v};
     assert_int_equal(bc_redis_cmd(p->r, self, 0, BC_REDIS_CLASS_OTHER, 3, argv, NULL), 0);
+    if (p->urgent)
+        bc_redis_urgent(p->r);
 }
 
 static void wr_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
@@ -421,12 +424,12 @@ static void wr_fn(bc_actor_t *self, void *state, bc_msg_t *msg)
     }
 }
 
-static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill)
+static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill, bool urgent)
 {
     bc_runtime_t *rt;
     bc_redis_conf_t conf;
     bc_redis_t *r = sleepy_io_client(h, direct, poll, &rt, &conf);
-    wr_t p = {.r = r, .n = bc_test_scaled(3000, 500)};
+    wr_t p = {.r = r, .n = bc_test_scaled(3000, 500), .urgent = urgent};
     bc_actor_t *a = bc_spawn(rt, wr_fn, &p);
     const char *ch = "wr:chan";
     assert_int_equal(bc_redis_subscribe_sync(r, a, &ch, 1, WR_SYNC_TAG), 0);
@@ -448,19 +451,27 @@ static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill
     bc_runtime_stats_t rs;
     bc_runtime_stats(rt, &rs);
     fprintf(stderr,
-            "worker reads (direct %d, poll %d%s): %llu socket reads by workers, %llu of them "
-            "carried, %llu messages\n",
-            direct, poll, kill ? ", link killed" : "", (unsigned long long)rs.io_polled,
-            (unsigned long long)rs.io_carried, (unsigned long long)p.n);
+            "worker reads (direct %d, poll %d%s%s): %llu socket reads by workers, %llu of them "
+            "carried, %llu looks after an urgent write, %llu messages\n",
+            direct, poll, kill ? ", link killed" : "", urgent ? ", urgent" : "",
+            (unsigned long long)rs.io_polled, (unsigned long long)rs.io_carried,
+            (unsigned long long)rs.io_after_write, (unsigned long long)p.n);
     if (direct && poll) {
         assert_true(rs.io_polled >= 1); /* how many: timing */
         /* The PUBLISH's reply and the message it publishes come back together, on the command
          * connection and the subscriber's. When one look finds both, the message is read first
          * and wakes the actor here; the reply waits for that turn (how often: timing). */
         assert_true(rs.io_carried >= 1);
+        /* Every urgent PUBLISH the worker wrote itself is followed by a look; the I/O thread
+         * writes some of them (the loop was held), so not one per message. */
+        if (urgent)
+            assert_true(rs.io_after_write >= 1 && rs.io_after_write <= p.n + 1);
+        else
+            assert_int_equal(rs.io_after_write, 0);
     } else {
         assert_int_equal(rs.io_polled, 0);
         assert_int_equal(rs.io_carried, 0);
+        assert_int_equal(rs.io_after_write, 0);
     }
     if (kill)
         assert_true(ld(&p.ups) >= 2); /* the first when watching began, then the reconnect */
@@ -471,10 +482,12 @@ static void test_worker_reads(void **st)
 {
     (void)st;
     bc_test_redis_t *h = bc_test_redis_start(NULL);
-    run_worker_reads(h, 1, 1, false);
-    run_worker_reads(h, 1, 0, false);
-    run_worker_reads(h, 0, 1, false);
-    run_worker_reads(h, 1, 1, true);
+    run_worker_reads(h, 1, 1, false, false);
+    run_worker_reads(h, 1, 0, false, false);
+    run_worker_reads(h, 0, 1, false, false);
+    run_worker_reads(h, 1, 1, true, false);
+    run_worker_reads(h, 1, 1, false, true); /* reads after urgent writes */
+    run_worker_reads(h, 1, 0, false, true); /* ... not with worker reads off */
     bc_test_redis_free(h);
 }
 
