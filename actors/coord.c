@@ -338,7 +338,9 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         return -ENOMEM;
     rec->retries = 0;
     rec->held = 0;
-    char *mid = rec->mid;
+    /* On the stack: once the hint is submitted, its answer may settle rec and free it on
+     * another thread before this function returns. */
+    char mid[BC_SIGID_MAX + 1];
     /* relaxed: an independent counter. */
     uint64_t it = atomic_load_explicit(&c->iteration, memory_order_relaxed);
     uint64_t now = bc__hub_stamp(h);
@@ -361,6 +363,7 @@ int bc_coord_send(bc_coord_t *c, const char *to, const char *type, const char *p
         return n == -ENOSPC ? -EINVAL : n;
     }
     l->last_ts = ts;
+    memcpy(rec->mid, mid, sizeof rec->mid);
     rec->len = (size_t)n;
     rec->next = NULL;
     snprintf(rec->to, sizeof rec->to, "%s", to);
