@@ -282,12 +282,16 @@ static bc_redis_t *connected(bc_runtime_t *rt, const bc_redis_conf_t *conf)
  * sleeps between replies, so a worker finds it asleep) and never runs an actor's turn itself
  * (io_run off: the replies it reads go to the workers, whose reads and writes are tested
  * here; test_timer covers io_run), and a client connected on it. */
+/* The workers' idle spin in sleepy_io_client (0: the runtime's default). */
+static unsigned g_sleepy_spin_us;
+
 static bc_redis_t *sleepy_io_client(bc_test_redis_t *h, int direct, int poll, bc_runtime_t **rt,
                                     bc_redis_conf_t *conf)
 {
     bc_runtime_opts_t o;
     bc_runtime_opts_init(&o);
     o.workers = 2;
+    o.spin_us = g_sleepy_spin_us;
     o.io_direct = direct ? 1 : -1;
     o.io_poll = poll ? 1 : -1;
     o.io_spin_us = -1;
@@ -428,7 +432,12 @@ static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill
 {
     bc_runtime_t *rt;
     bc_redis_conf_t conf;
+    /* A worker reads only while it spins. The default spin (50 us) is shorter than a round
+     * trip under TSan on a loaded machine, where CI once saw no worker read in 500 messages;
+     * 5 ms covers it, so the counts below do not depend on the machine's speed. */
+    g_sleepy_spin_us = 5000;
     bc_redis_t *r = sleepy_io_client(h, direct, poll, &rt, &conf);
+    g_sleepy_spin_us = 0;
     wr_t p = {.r = r, .n = bc_test_scaled(3000, 500), .urgent = urgent};
     bc_actor_t *a = bc_spawn(rt, wr_fn, &p);
     const char *ch = "wr:chan";
