@@ -246,18 +246,74 @@ static double cmdstats_diff(const cmdstat_t *b, size_t nb, const cmdstat_t *a, s
     return rts ? (double)total / (double)rts : 0;
 }
 
-/* ---------------------------------------------------------------- the floor */
+/* ---------------------------------------------------------------- the floors */
+
+/* One-way latency samples that a floor's subscriber thread hands to the thread that publishes,
+ * one message in flight. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t got; /* last sequence number received */
+    double *lat;
+    size_t n, cap;
+} lat_log_t;
+
+static void lat_log_init(lat_log_t *g, size_t cap)
+{
+    memset(g, 0, sizeof *g);
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->cap = cap;
+    g->lat = malloc(cap * sizeof *g->lat);
+    if (g->lat == NULL)
+        die("out of memory");
+}
+
+/* Message seq arrived; its latency us is kept if keep. Caller holds g->lock. */
+static void lat_log_add(lat_log_t *g, uint64_t seq, double us, int keep)
+{
+    if (keep && g->n < g->cap)
+        g->lat[g->n++] = us;
+    g->got = seq;
+    pthread_cond_signal(&g->cond);
+}
+
+/* Wait (up to 5 s) until message seq has arrived. */
+static void lat_log_wait(lat_log_t *g, uint64_t seq)
+{
+    struct timespec dl = deadline_in(5000);
+    pthread_mutex_lock(&g->lock);
+    while (g->got < seq)
+        if (pthread_cond_timedwait(&g->cond, &g->lock, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void lat_log_done(lat_log_t *g, double *p50, double *p99)
+{
+    *p50 = pct(g->lat, g->n, 0.50);
+    *p99 = pct(g->lat, g->n, 0.99);
+    free(g->lat);
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+}
+
+/* A message read from a subscriber connection: (channel, payload), or NULL when it is not one. */
+static const redisReply *pubsub_payload(const redisReply *r, const char **channel)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[2]->type != REDIS_REPLY_STRING)
+        return NULL;
+    *channel = r->element[1]->str;
+    return r->element[2];
+}
 
 typedef struct {
     redisContext *sub, *pub;
     pthread_t th;
     char chan[64];
     uint64_t seq; /* last sequence number published */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t got; /* last sequence number received */
-    double *lat;
-    size_t n, cap;
+    lat_log_t log;
 } floor_t;
 
 static void *floor_subscriber(void *arg)
@@ -268,23 +324,16 @@ static void *floor_subscriber(void *arg)
         if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
             break;
         uint64_t now = bc_now_ns();
-        int quit = 0;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[2]->type == REDIS_REPLY_STRING) {
-            const char *pl = r->element[2]->str;
-            if (strcmp(pl, "quit") == 0) {
-                quit = 1;
-            } else {
-                char *end;
-                uint64_t seq = strtoull(pl, &end, 10);
-                uint64_t t = strtoull(end + 1, NULL, 10);
-                pthread_mutex_lock(&f->lock);
-                if (f->n < f->cap)
-                    f->lat[f->n++] = (double)(now - t) / 1e3;
-                f->got = seq;
-                pthread_cond_signal(&f->cond);
-                pthread_mutex_unlock(&f->lock);
-            }
+        const char *ch;
+        const redisReply *pl = pubsub_payload(r, &ch);
+        int quit = pl && strcmp(pl->str, "quit") == 0;
+        if (pl && !quit) {
+            char *end;
+            uint64_t seq = strtoull(pl->str, &end, 10);
+            uint64_t t = strtoull(end + 1, NULL, 10);
+            pthread_mutex_lock(&f->log.lock);
+            lat_log_add(&f->log, seq, (double)(now - t) / 1e3, 1);
+            pthread_mutex_unlock(&f->log.lock);
         }
         freeReplyObject(r);
         if (quit)
@@ -298,12 +347,7 @@ static void *floor_subscriber(void *arg)
 static void floor_open(floor_t *f, size_t cap)
 {
     memset(f, 0, sizeof *f);
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cond, NULL);
-    f->cap = cap;
-    f->lat = malloc(cap * sizeof *f->lat);
-    if (f->lat == NULL)
-        die("out of memory");
+    lat_log_init(&f->log, cap);
     snprintf(f->chan, sizeof f->chan, "bcbench:floor:%d", (int)getpid());
     f->sub = raw_connect();
     f->pub = raw_connect();
@@ -327,26 +371,23 @@ static void floor_one(floor_t *f)
     if (r == NULL)
         die("PUBLISH failed: %s", f->pub->errstr);
     freeReplyObject(r);
-    struct timespec dl = deadline_in(5000);
-    pthread_mutex_lock(&f->lock);
-    while (f->got < seq)
-        if (pthread_cond_timedwait(&f->cond, &f->lock, &dl) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&f->lock);
+    lat_log_wait(&f->log, seq);
+}
+
+/* Stop a floor's subscriber (a "quit" message on chan) and close its connections. */
+static void raw_pair_close(redisContext *pub, redisContext *sub, pthread_t th, const char *chan)
+{
+    redisReply *r = redisCommand(pub, "PUBLISH %s quit", chan);
+    freeReplyObject(r);
+    pthread_join(th, NULL);
+    redisFree(pub);
+    redisFree(sub);
 }
 
 static void floor_close(floor_t *f, double *p50, double *p99)
 {
-    redisReply *r = redisCommand(f->pub, "PUBLISH %s quit", f->chan);
-    freeReplyObject(r);
-    pthread_join(f->th, NULL);
-    redisFree(f->pub);
-    redisFree(f->sub);
-    *p50 = pct(f->lat, f->n, 0.50);
-    *p99 = pct(f->lat, f->n, 0.99);
-    free(f->lat);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cond);
+    raw_pair_close(f->pub, f->sub, f->th, f->chan);
+    lat_log_done(&f->log, p50, p99);
 }
 
 /* PUBLISH -> SUBSCRIBE one-way latency of `n` messages in a row. */
@@ -359,30 +400,25 @@ static void floor_run(size_t n, double *p50, double *p99)
     floor_close(&f, p50, p99);
 }
 
-/* ---------------------------------------------------------------- the protocol floor */
-
 /* The protocol floor: a signal under our wire protocol (docs/protocol.md §2.1-§2.3), sent and
  * received by the smallest client that can speak it: sync hiredis on both sides, no runtime.
- * The sender signs the signal (bc_sig_encode) and sends what a coordinator sends, in one write
- * (SET idempotency marker, PUBLISH notify, SET signal NX EX), then blocks on the replies; the
- * receiver, a thread blocked in read on a connection subscribed as the watcher is (the notify
- * channel and the slot's keyspace channel), decodes and verifies the hint (bc_sig_decode) and
- * takes its clock there. Its id pf-<pid> is hosted by nobody, so only this client reads it.
- * What it leaves out of ours: the consumed marker, the ACK and the runtime itself. So
- * wake / protocol floor is what the runtime adds to the protocol, and protocol floor / floor
- * what the protocol costs over one bare PUBLISH. Same method as floor_one: one signal in
- * flight, GAP_NS before each. */
+ * The sender signs the signal (bc_sig_encode) and sends what a coordinator sends, as a
+ * coordinator sends it (the hint alone, then, once it is answered, Node's marker and the SET NX
+ * in one write); the receiver, a thread blocked in read on a connection subscribed as the
+ * watcher is (the notify channel and the slot's keyspace channel), decodes and verifies the
+ * hint (bc_sig_decode) and takes its clock there. Its id pf-<pid> is hosted by nobody, so only
+ * this client reads it. What it leaves out of ours: the consumed marker, the ACK and the
+ * runtime itself. So wake / protocol floor is what the runtime adds to the protocol, and
+ * protocol floor / floor what the protocol costs over one bare PUBLISH. Same method as
+ * floor_one: one signal in flight, GAP_NS before each. */
 typedef struct {
     redisContext *sub, *pub;
     pthread_t th;
     bc_hmac_t *hmac;
     char id[48], sender[48], notify[96], slot[96];
-    uint64_t seq, t_sent;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    uint64_t got, bad;
-    double *lat;
-    size_t n, cap;
+    uint64_t seq, t_sent; /* under log.lock */
+    uint64_t bad;         /* hints that failed verification */
+    lat_log_t log;
 } pfloor_t;
 
 static void *pfloor_subscriber(void *arg)
@@ -392,32 +428,25 @@ static void *pfloor_subscriber(void *arg)
         redisReply *r = NULL;
         if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
             break;
-        int quit = 0;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[1]->type == REDIS_REPLY_STRING &&
-            r->element[2]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[1]->str, f->notify) == 0) {
-            const char *pl = r->element[2]->str;
-            if (strcmp(pl, "quit") == 0) {
-                quit = 1;
-            } else {
-                bc_sig_fields_t sf;
-                const char *why = NULL;
-                int ok = bc_sig_decode(f->hmac, pl, r->element[2]->len, f->id, 1, &sf, &why) == 0;
-                uint64_t now = bc_now_ns();
-                pthread_mutex_lock(&f->lock);
-                if (ok && f->n < f->cap)
-                    f->lat[f->n++] = (double)(now - f->t_sent) / 1e3;
-                if (!ok)
-                    f->bad++;
-                f->got = f->seq;
-                pthread_cond_signal(&f->cond);
-                pthread_mutex_unlock(&f->lock);
-                if (ok)
-                    bc_sig_fields_clear(&sf);
-            }
+        const char *ch;
+        const redisReply *pl = pubsub_payload(r, &ch);
+        if (pl && strcmp(ch, f->notify) != 0)
+            pl = NULL; /* the keyspace events: read, as the watcher reads them */
+        int quit = pl && strcmp(pl->str, "quit") == 0;
+        if (pl && !quit) {
+            bc_sig_fields_t sf;
+            const char *why = NULL;
+            int ok = bc_sig_decode(f->hmac, pl->str, pl->len, f->id, 1, &sf, &why) == 0;
+            uint64_t now = bc_now_ns();
+            pthread_mutex_lock(&f->log.lock);
+            lat_log_add(&f->log, f->seq, (double)(now - f->t_sent) / 1e3, ok);
+            if (!ok)
+                f->bad++;
+            pthread_mutex_unlock(&f->log.lock);
+            if (ok)
+                bc_sig_fields_clear(&sf);
         }
-        freeReplyObject(r); /* the keyspace events: read, as the watcher reads them */
+        freeReplyObject(r);
         if (quit)
             break;
     }
@@ -427,14 +456,9 @@ static void *pfloor_subscriber(void *arg)
 static void pfloor_open(pfloor_t *f, size_t cap, const char *secret)
 {
     memset(f, 0, sizeof *f);
-    pthread_mutex_init(&f->lock, NULL);
-    pthread_cond_init(&f->cond, NULL);
+    lat_log_init(&f->log, cap);
     if (bc_hmac_create(secret, strlen(secret), &f->hmac) != 0)
         die("protocol floor: cannot key HMAC-SHA256");
-    f->cap = cap;
-    f->lat = malloc(cap * sizeof *f->lat);
-    if (f->lat == NULL)
-        die("out of memory");
     snprintf(f->id, sizeof f->id, "pf-%d", (int)getpid());
     snprintf(f->sender, sizeof f->sender, "pf-tx-%d", (int)getpid());
     snprintf(f->notify, sizeof f->notify, "blocking:notify:%s", f->id);
@@ -454,17 +478,28 @@ static void pfloor_open(pfloor_t *f, size_t cap, const char *secret)
         die("cannot start the protocol floor's subscriber thread");
 }
 
+/* Read n replies from c, dying on a failure. */
+static void raw_replies(redisContext *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL)
+            die("protocol floor: write failed: %s", c->errstr);
+        freeReplyObject(r);
+    }
+}
+
 static void pfloor_one(pfloor_t *f)
 {
     char payload[96], json[1024], mid[BC_SIGID_MAX + 1], err[200], idem[BC_SIGID_MAX + 32];
-    uint64_t seq = f->seq + 1;
+    uint64_t seq = f->seq + 1, t;
     sleep_ns(GAP_NS);
-    pthread_mutex_lock(&f->lock);
+    pthread_mutex_lock(&f->log.lock);
     f->seq = seq;
-    f->t_sent = bc_now_ns();
-    pthread_mutex_unlock(&f->lock);
+    f->t_sent = t = bc_now_ns();
+    pthread_mutex_unlock(&f->log.lock);
     uint64_t ts = (uint64_t)time(NULL) * 1000u + seq % 1000u; /* distinct messageIds */
-    snprintf(payload, sizeof payload, "{\"t\":%llu,\"seq\":%llu}", (unsigned long long)f->t_sent,
+    snprintf(payload, sizeof payload, "{\"t\":%llu,\"seq\":%llu}", (unsigned long long)t,
              (unsigned long long)seq);
     int n = bc_sig_encode(f->hmac, ts, f->sender, f->id, 0, "wake", payload, json, sizeof json, mid,
                           err, sizeof err);
@@ -476,21 +511,12 @@ static void pfloor_one(pfloor_t *f)
     const char *a3[] = {"SET", f->slot, json, "NX", "EX", "86400"};
     size_t l2[] = {7, strlen(f->notify), (size_t)n};
     size_t l3[] = {3, strlen(f->slot), (size_t)n, 2, 2, 5};
-    redisAppendCommandArgv(f->pub, 5, a1, NULL);
     redisAppendCommandArgv(f->pub, 3, a2, l2);
+    raw_replies(f->pub, 1);
+    redisAppendCommandArgv(f->pub, 5, a1, NULL);
     redisAppendCommandArgv(f->pub, 6, a3, l3);
-    for (int i = 0; i < 3; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(f->pub, (void **)&r) != REDIS_OK || r == NULL)
-            die("protocol floor: write failed: %s", f->pub->errstr);
-        freeReplyObject(r);
-    }
-    struct timespec dl = deadline_in(5000);
-    pthread_mutex_lock(&f->lock);
-    while (f->got < seq)
-        if (pthread_cond_timedwait(&f->cond, &f->lock, &dl) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&f->lock);
+    raw_replies(f->pub, 2);
+    lat_log_wait(&f->log, seq);
     /* The receiver's consume, outside the timed part: the slot must be empty for the next
      * SET NX, as the watcher's GETDEL leaves it. */
     redisReply *r = redisCommand(f->pub, "DEL %s %s", f->slot, idem);
@@ -499,19 +525,11 @@ static void pfloor_one(pfloor_t *f)
 
 static void pfloor_close(pfloor_t *f, double *p50, double *p99)
 {
-    redisReply *r = redisCommand(f->pub, "PUBLISH %s quit", f->notify);
-    freeReplyObject(r);
-    pthread_join(f->th, NULL);
-    redisFree(f->pub);
-    redisFree(f->sub);
+    raw_pair_close(f->pub, f->sub, f->th, f->notify);
     if (f->bad)
         die("protocol floor: %llu signals failed verification", (unsigned long long)f->bad);
-    *p50 = pct(f->lat, f->n, 0.50);
-    *p99 = pct(f->lat, f->n, 0.99);
-    free(f->lat);
+    lat_log_done(&f->log, p50, p99);
     bc_hmac_destroy(f->hmac);
-    pthread_mutex_destroy(&f->lock);
-    pthread_cond_destroy(&f->cond);
 }
 
 /* ---------------------------------------------------------------- the ceiling */
