@@ -6,6 +6,7 @@
  * hot path, so a lock is cheaper than any lock-free structure would be to get right.
  */
 #include "hub.h"
+#include "internal.h"
 #include "obs.h"
 
 #include <errno.h>
@@ -294,12 +295,9 @@ int bc_hub_create(bc_runtime_t *rt, const bc_hub_opts_t *o, bc_hub_t **out, char
     if (h->opts.final_ttl_s == 0)
         h->opts.final_ttl_s = 60;
     if (h->opts.hint_first == 0) {
-        const char *v = getenv("BC_HINT_FIRST");
-        h->opts.hint_first = 1;
-        if (v && strcmp(v, "0") == 0)
-            h->opts.hint_first = -1;
-        else if (v && *v && strcmp(v, "1") != 0)
-            bc_log(BC_LOG_WARN, "BC_HINT_FIRST=\"%s\" ignored: expected 0 or 1", v);
+        bc__env_switch("BC_HINT_FIRST", &h->opts.hint_first);
+        if (h->opts.hint_first == 0)
+            h->opts.hint_first = 1;
     }
     h->db = conf.db;
     h->ks_len = (size_t)snprintf(h->ks_prefix, sizeof h->ks_prefix, "__keyspace@%d__:", conf.db);

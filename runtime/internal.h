@@ -211,6 +211,11 @@ struct bc_io_task_s {
     bc_msg_t node; /* queue link */
     bc_io_task_fn fn;
 };
+/* An on/off environment setting (BC_IO_RUN, BC_HINT_FIRST, ...): "0" sets *opt to -1 (off),
+ * "1", empty or unset leave it as it is (the default), anything else is ignored with a
+ * warning naming the variable and the value. */
+void bc__env_switch(const char *name, int *opt);
+
 int bc__io_start(bc_runtime_t *rt);
 void bc__io_stop(bc_runtime_t *rt);
 /* Run task->fn on the I/O thread, soon. Any thread. Wait-free. */

@@ -14,9 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* An on/off environment setting: "0" sets *opt to -1 (off), "1" leaves the default (on),
- * anything else is ignored with a warning naming the variable and the value. */
-static void env_switch(const char *name, int *opt)
+void bc__env_switch(const char *name, int *opt)
 {
     const char *s = getenv(name);
     if (s == NULL || *s == '\0')
@@ -57,9 +55,9 @@ void bc_runtime_opts_init(bc_runtime_opts_t *o)
         o->warm_us = v ? (int)v : -1;
     if (env_number("BC_WARM_CPUS", 1, BC_MAX_WARM_CPUS, &v))
         o->warm_cpus = (unsigned)v;
-    env_switch("BC_IO_DIRECT", &o->io_direct);
-    env_switch("BC_IO_POLL", &o->io_poll);
-    env_switch("BC_IO_RUN", &o->io_run);
+    bc__env_switch("BC_IO_DIRECT", &o->io_direct);
+    bc__env_switch("BC_IO_POLL", &o->io_poll);
+    bc__env_switch("BC_IO_RUN", &o->io_run);
 }
 
 /* Worker i's context (i == workers: the I/O thread's, for the turns it runs itself). */

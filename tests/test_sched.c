@@ -510,6 +510,28 @@ static void test_deterministic_replay(void **state)
     free(t3);
 }
 
+/* bc__env_switch, behind BC_IO_DIRECT/POLL/RUN and BC_HINT_FIRST: "0" turns off, "1" and
+ * unset keep the caller's value, anything else is ignored (with a warning) and keeps it. */
+static void test_env_switch(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value; /* NULL: unset */
+        int from, want;
+    } cases[] = {{NULL, 0, 0}, {"", 0, 0},    {"0", 0, -1},  {"0", 1, -1},
+                 {"1", 0, 0},  {"1", -1, -1}, {"yes", 0, 0}, {"00", 1, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].value)
+            setenv("BC_TEST_SWITCH", cases[i].value, 1);
+        else
+            unsetenv("BC_TEST_SWITCH");
+        int opt = cases[i].from;
+        bc__env_switch("BC_TEST_SWITCH", &opt);
+        assert_int_equal(opt, cases[i].want);
+    }
+    unsetenv("BC_TEST_SWITCH");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_fairness_flooded_actor),
         cmocka_unit_test(test_skynet_small),
         cmocka_unit_test(test_deterministic_replay),
+        cmocka_unit_test(test_env_switch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -64,7 +64,8 @@ static void run_retry(int fast, int hint_first)
  * MONITOR lists commands as Redis runs them, so it cannot show that the second two were also
  * sent later (test_hint_first_holds_the_durable_write shows that); it does show that the
  * option is honoured and that the default is the hint first. */
-static void run_order(int hint_first)
+/* hint_first: the hub option; expect: -1 for the one-pipeline order, else the hint first. */
+static void run_order(int hint_first, int expect)
 {
     env_t e;
     g_hint_first = hint_first;
@@ -97,7 +98,7 @@ static void run_order(int hint_first)
         freeReplyObject(r);
     }
     redisFree(mon);
-    if (hint_first < 0)
+    if (expect < 0)
         assert_true(at_marker < at_hint && at_hint < at_copy);
     else
         assert_true(at_hint < at_marker && at_marker < at_copy);
@@ -109,16 +110,28 @@ static void run_order(int hint_first)
     env_down(&e);
 }
 
+/* BC_HINT_FIRST decides when the hub option is left at 0: "0" turns it off; a value that is
+ * neither 0 nor 1 is ignored (a warning names it) and the default, the hint first, stays. */
+static void test_order_from_environment(void **state)
+{
+    (void)state;
+    setenv("BC_HINT_FIRST", "0", 1);
+    run_order(0, -1);
+    setenv("BC_HINT_FIRST", "yes", 1);
+    run_order(0, 0);
+    unsetenv("BC_HINT_FIRST");
+}
+
 static void test_order_hint_first(void **state)
 {
     (void)state;
-    run_order(0);
+    run_order(0, 0);
 }
 
 static void test_order_one_pipeline(void **state)
 {
     (void)state;
-    run_order(-1);
+    run_order(-1, -1);
 }
 
 static void test_retry_fast_path(void **state)
@@ -147,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_hint_first_holds_the_durable_write),
         cmocka_unit_test(test_order_hint_first),
         cmocka_unit_test(test_order_one_pipeline),
+        cmocka_unit_test(test_order_from_environment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
