@@ -53,8 +53,8 @@ typedef struct bc_hmac_s bc_hmac_t;
 /* Key an HMAC with the raw bytes key[0..keylen) (the bytes of BLOCKING_COORDINATION_SECRET,
  * never hex-decoded; keys longer than 64 bytes are hashed first, per RFC 2104). The key bytes
  * are not kept, only the padded digest states. Returns 0 and *out (release with
- * bc_hmac_destroy), -EINVAL if key or out is NULL or keylen is 0, -ENOMEM if OpenSSL cannot
- * allocate. */
+ * bc_hmac_destroy), -EINVAL if key or out is NULL or keylen is 0, -ENOMEM if out of
+ * memory. */
 int bc_hmac_create(const void *key, size_t keylen, bc_hmac_t **out);
 
 /* Release h (NULL allowed). No thread may be using h. */

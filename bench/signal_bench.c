@@ -1560,8 +1560,9 @@ static void usage(FILE *f)
           "  from a run of its own.\n"
           "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes),\n"
           "  BC_IO_POLL=0|1 (worker reads), BC_IO_RUN=0|1 (the I/O thread runs turns) and\n"
-          "  BC_WARM_US (CPU warmers, 0 = off); docs/runtime.md. Run the same binary with\n"
-          "  each to compare them.\n",
+          "  BC_WARM_US (CPU warmers, 0 = off); docs/runtime.md. The hub reads\n"
+          "  BC_HINT_FIRST=0|1 (the publish hint in a write of its own; docs/protocol.md\n"
+          "  §2.2). Run the same binary with each to compare them.\n",
           f);
 }
 
