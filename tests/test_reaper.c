@@ -154,6 +154,9 @@ static void test_h2_stale_foreign_heartbeat(void **state)
     bc_hub_stats(e.hub, &st);
     assert_true(st.reaper_stale >= 3); /* three warnings before death */
     assert_int_equal(st.dead_detected, 1);
+    /* cleanup:stats is written once the cleanup's deletions have answered, a round trip after
+     * the keys above were seen gone: wait for it too. */
+    assert_true(wait_exists(&e, "cleanup:stats", 10000));
     char *stats = redis_str(&e, "GET %s", "cleanup:stats");
     assert_non_null(stats);
     assert_non_null(strstr(stats, "\"cleanedCoordinators\":[\"ghost-1\"]"));
