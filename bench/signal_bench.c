@@ -904,16 +904,21 @@ static void wait_ready(bench_t *b, uint64_t want, const char *what)
     }
 }
 
-/* Let the start-up traffic (subscriptions, first drains, first heartbeats) drain away. */
+/* Let the start-up traffic (subscriptions, first drains, first heartbeats) drain away. The
+ * first heartbeats go out at most 1024 a tick (actors/heartbeat.c), so with a long interval
+ * (ticks of up to 20 ms) those of 100,000 coordinators take seconds, with nothing in flight
+ * between two ticks: the wait is also for every hosted coordinator's first heartbeat. */
 static void settle(bench_t *b)
 {
     bc_redis_stats_t st;
     for (int i = 0; i < 3000; i++) {
         bc_redis_stats(b->hub->redis, &st);
+        bc_hub_stats_t hs;
+        bc_hub_stats(b->hub, &hs);
         uint64_t q = 0;
         for (int c = 0; c < BC_REDIS_CLASS_COUNT; c++)
             q += st.queued[c];
-        if (st.in_flight == 0 && q == 0)
+        if (st.in_flight == 0 && q == 0 && hs.heartbeats >= hs.coordinators)
             break;
         sleep_ns(10000000);
     }
