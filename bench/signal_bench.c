@@ -29,9 +29,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +50,7 @@
 #define CEIL_WINDOW 256 /* commands in flight on the ceiling connection */
 #define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
-#define NCOL 19         /* figures kept per run */
+#define NCOL 25         /* figures kept per run */
 
 static int g_json;
 /* Sender ids carry this process's pid and an incarnation number (bench-tx-<pid>-<n>,
@@ -58,6 +60,7 @@ static unsigned g_incarnation;
 static int g_no_ack_wait;    /* --no-ack-wait: diagnostic, wake latency alone */
 static int g_layer_floor;    /* --layer-floor: diagnostic, the floor through the Redis layer */
 static int g_pfloor;         /* --protocol-floor: diagnostic, our protocol by a minimal client */
+static int g_placement;      /* --placement: diagnostic, which CPUs each sample ran on */
 static const char *g_secret; /* the HMAC secret the hub uses */
 static int g_fanout;         /* --fanout-ceiling: also a ceiling whose publishes reach a reader */
 static unsigned g_spin_us;   /* --spin-us: the runtime's idle spin before parking (0: default) */
@@ -99,6 +102,17 @@ static double median(const double *v, int n)
     return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* The median of the values of v[0..n) that are known (>= 0), or -1 when none is. */
+static double median_known(const double *v, int n)
+{
+    double s[MAX_RUNS];
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (v[i] >= 0)
+            s[k++] = v[i];
+    return k ? median(s, k) : -1;
+}
+
 /* Percentile q (0..1) of v[0..n), which gets sorted; 0 for n == 0. */
 static double pct(double *v, size_t n, double q)
 {
@@ -107,6 +121,61 @@ static double pct(double *v, size_t n, double q)
     qsort(v, n, sizeof *v, cmp_double);
     size_t i = (size_t)((double)n * q);
     return v[i < n ? i : n - 1];
+}
+
+/* ---------------------------------------------------------------- placement (--placement) */
+
+/* Which CPU Redis ran on last: field 39 of /proc/<pid>/stat, read through an fd kept open
+ * (pread at 0 re-reads it). Only for a Redis on this host, whose pid INFO gives. */
+static int g_redis_stat = -1;
+
+static int redis_cpu(void)
+{
+    char buf[1024];
+    if (g_redis_stat < 0)
+        return -1;
+    ssize_t n = pread(g_redis_stat, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name (field 2) may hold spaces */
+    if (p == NULL)
+        return -1;
+    for (int field = 2; *p; p++)
+        if (*p == ' ' && ++field == 39)
+            return atoi(p + 1);
+    return -1;
+}
+
+/* A sample's placement: 1 when Redis and the receiver ran on one CPU, 0 when not, -1 when
+ * unknown. Redis's CPU is read as the receiver gets the message, so it is the CPU Redis ran on
+ * (or runs on) when it wrote it. */
+static signed char one_cpu(int rx)
+{
+    int r = redis_cpu();
+    if (rx < 0 || r < 0)
+        return -1;
+    return r == rx;
+}
+
+/* The share of samples on one CPU and the p50 of each group (-1 for an empty group). */
+static void placement_split(const double *lat, const signed char *one, size_t n, double out[3])
+{
+    double *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
+    if (a == NULL || b == NULL)
+        die("out of memory");
+    size_t na = 0, nb = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (one[i] == 1)
+            a[na++] = lat[i];
+        else if (one[i] == 0)
+            b[nb++] = lat[i];
+    }
+    out[0] = na + nb ? (double)na / (double)(na + nb) : 0;
+    out[1] = na ? pct(a, na, 0.50) : -1;
+    out[2] = nb ? pct(b, nb, 0.50) : -1;
+    free(a);
+    free(b);
 }
 
 static double rss_mb(void)
@@ -312,7 +381,8 @@ typedef struct {
     redisContext *sub, *pub;
     pthread_t th;
     char chan[64];
-    uint64_t seq; /* last sequence number published */
+    uint64_t seq;     /* last sequence number published */
+    signed char *one; /* --placement: sample i's Redis and subscriber on one CPU */
     lat_log_t log;
 } floor_t;
 
@@ -331,7 +401,10 @@ static void *floor_subscriber(void *arg)
             char *end;
             uint64_t seq = strtoull(pl->str, &end, 10);
             uint64_t t = strtoull(end + 1, NULL, 10);
+            int cpu = g_placement ? sched_getcpu() : -1;
             pthread_mutex_lock(&f->log.lock);
+            if (f->one && f->log.n < f->log.cap)
+                f->one[f->log.n] = one_cpu(cpu);
             lat_log_add(&f->log, seq, (double)(now - t) / 1e3, 1);
             pthread_mutex_unlock(&f->log.lock);
         }
@@ -349,6 +422,8 @@ static void floor_open(floor_t *f, size_t cap)
     memset(f, 0, sizeof *f);
     lat_log_init(&f->log, cap);
     snprintf(f->chan, sizeof f->chan, "bcbench:floor:%d", (int)getpid());
+    if (g_placement && (f->one = calloc(cap + 1, 1)) == NULL)
+        die("out of memory");
     f->sub = raw_connect();
     f->pub = raw_connect();
     redisReply *r = redisCommand(f->sub, "SUBSCRIBE %s", f->chan);
@@ -384,9 +459,13 @@ static void raw_pair_close(redisContext *pub, redisContext *sub, pthread_t th, c
     redisFree(sub);
 }
 
-static void floor_close(floor_t *f, double *p50, double *p99)
+/* place (--placement, may be NULL): the floor's share on one CPU and each group's p50. */
+static void floor_close(floor_t *f, double *p50, double *p99, double place[3])
 {
     raw_pair_close(f->pub, f->sub, f->th, f->chan);
+    if (f->one && place)
+        placement_split(f->log.lat, f->one, f->log.n, place);
+    free(f->one);
     lat_log_done(&f->log, p50, p99);
 }
 
@@ -397,7 +476,7 @@ static void floor_run(size_t n, double *p50, double *p99)
     floor_open(&f, n);
     for (size_t i = 0; i < n; i++)
         floor_one(&f);
-    floor_close(&f, p50, p99);
+    floor_close(&f, p50, p99, NULL);
 }
 
 /* The protocol floor: a signal under our wire protocol (docs/protocol.md §2.1-§2.3), sent and
@@ -745,6 +824,7 @@ struct bench_s {
     int got_wake, got_ack;
     double *wake, *ack;
     size_t nwake, nack, cap;
+    signed char *wone; /* --placement: wake[i]'s Redis and receiver on one CPU */
     uint64_t ack_fail;
 
     /* round trips */
@@ -788,10 +868,14 @@ static void rx_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg
     bench_t *b = arg;
     if (status == 0 && s->payload && strcmp(s->sender, b->tx_id) == 0) {
         uint64_t t = json_u64(s->payload, "\"t\":"), seq = json_u64(s->payload, "\"seq\":");
+        int cpu = g_placement ? sched_getcpu() : -1;
         pthread_mutex_lock(&b->lock);
         if (seq == b->seq && !b->got_wake) {
-            if (b->nwake < b->cap)
+            if (b->nwake < b->cap) {
+                if (g_placement)
+                    b->wone[b->nwake] = one_cpu(cpu);
                 b->wake[b->nwake++] = (double)(now - t) / 1e3;
+            }
             b->got_wake = 1;
             if (b->got_ack)
                 pthread_cond_signal(&b->cond);
@@ -937,10 +1021,11 @@ static unsigned warmers(bench_t *b)
 
 typedef struct {
     double wake50, wake99, wake999, ack50, ack99, rts, floor50, floor99, ceiling, layer50, layer99;
-    double ceiling_fan;                /* --fanout-ceiling */
-    double floor_cold50, floor_cold99; /* the floor with the warmers released */
-    double pfloor50, pfloor99;         /* --protocol-floor */
-    uint64_t unsettled;                /* floor samples taken before the last signal's tail ended */
+    double ceiling_fan;                   /* --fanout-ceiling */
+    double floor_cold50, floor_cold99;    /* the floor with the warmers released */
+    double pfloor50, pfloor99;            /* --protocol-floor */
+    double wake_place[3], floor_place[3]; /* --placement: share on one CPU, p50 on one, across */
+    uint64_t unsettled; /* floor samples taken before the last signal's tail ended */
     double cmds_per_rt, sent_per_rt, hb_per_rt, pubsub_per_rt;
     char cmdmix[512];
     uint64_t ack_fail, rt_fail, lost;
@@ -1018,7 +1103,9 @@ static void latency_run(bench_t *b, size_t samples, size_t *rr, run_t *out)
         if (pthread_cond_timedwait(&b->cond, &b->lock, &dl) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&b->lock);
-    floor_close(&fl, &out->floor50, &out->floor99);
+    if (g_placement)
+        placement_split(b->wake, b->wone, b->nwake, out->wake_place);
+    floor_close(&fl, &out->floor50, &out->floor99, out->floor_place);
     if (g_pfloor)
         pfloor_close(&pf, &out->pfloor50, &out->pfloor99);
     out->wake50 = pct(b->wake, b->nwake, 0.50);
@@ -1291,9 +1378,10 @@ static void run_size(const conf_t *cf)
     b->k = cf->n < 256 ? cf->n : 256;
     b->cap = cf->samples;
     b->wake = malloc(cf->samples * sizeof *b->wake);
+    b->wone = calloc(cf->samples + 1, 1);
     b->ack = malloc(cf->samples * sizeof *b->ack);
     b->rts = calloc(b->k, sizeof *b->rts);
-    if (b->wake == NULL || b->ack == NULL || b->rts == NULL)
+    if (b->wake == NULL || b->wone == NULL || b->ack == NULL || b->rts == NULL)
         die("out of memory");
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
@@ -1392,7 +1480,13 @@ static void run_size(const conf_t *cf)
                             r->floor_cold50,
                             r->floor_cold99,
                             r->pfloor50,
-                            r->pfloor99};
+                            r->pfloor99,
+                            r->wake_place[0],
+                            r->wake_place[1],
+                            r->wake_place[2],
+                            r->floor_place[0],
+                            r->floor_place[1],
+                            r->floor_place[2]};
         for (int j = 0; j < NCOL; j++)
             v[j][i] = row[j];
         ack_fail += r->ack_fail;
@@ -1402,7 +1496,8 @@ static void run_size(const conf_t *cf)
     }
     double m[NCOL];
     for (int j = 0; j < NCOL; j++)
-        m[j] = median(v[j], cf->runs);
+        m[j] = j == 20 || j == 21 || j == 23 || j == 24 ? median_known(v[j], cf->runs)
+                                                        : median(v[j], cf->runs);
     /* The command mix of the run with the median round-trip rate. */
     int mid = 0;
     for (int i = 0; i < cf->runs; i++)
@@ -1411,7 +1506,7 @@ static void run_size(const conf_t *cf)
     run_t *mr = &runs[mid];
     double per_coord_kb = cf->n ? (rss1 - rss0) * 1024.0 / (double)cf->n : 0;
 
-    char extra[384] = "";
+    char extra[1024] = "";
     if (g_layer_floor)
         snprintf(extra, sizeof extra, "\"layer_floor_p50_us\":%.1f,\"layer_floor_p99_us\":%.1f,",
                  m[11], m[12]);
@@ -1421,6 +1516,21 @@ static void run_size(const conf_t *cf)
     if (g_pfloor)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"floor_protocol_p50_us\":%.1f,\"floor_protocol_p99_us\":%.1f,", m[17], m[18]);
+    if (g_placement) {
+        /* A group no sample fell into has no p50: null. */
+        char p50s[4][16];
+        const int col[4] = {20, 21, 23, 24};
+        for (int i = 0; i < 4; i++)
+            if (m[col[i]] < 0)
+                snprintf(p50s[i], sizeof p50s[i], "null");
+            else
+                snprintf(p50s[i], sizeof p50s[i], "%.1f", m[col[i]]);
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+                 "\"wake_one_cpu_share\":%.3f,\"wake_one_cpu_p50_us\":%s,"
+                 "\"wake_across_p50_us\":%s,\"floor_one_cpu_share\":%.3f,"
+                 "\"floor_one_cpu_p50_us\":%s,\"floor_across_p50_us\":%s,",
+                 m[19], p50s[0], p50s[1], m[22], p50s[2], p50s[3]);
+    }
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
     if (g_fanout)
@@ -1473,6 +1583,22 @@ static void run_size(const conf_t *cf)
             printf("  %-40s %12s %9.1f us %8.2f  wake p50 / this (p99 %.1f us; / floor %.2f)\n",
                    "protocol floor: minimal client, our wire", "", m[17],
                    m[17] > 0 ? m[0] / m[17] : 0, m[18], m[6] > 0 ? m[17] / m[6] : 0);
+        if (g_placement) {
+            printf("  %-40s %9.0f %% %11.0f %%\n", "Redis and receiver on one CPU: samples",
+                   100 * m[19], 100 * m[22]);
+            const char *what[2] = {"  p50 of those", "  p50 of the others"};
+            for (int i = 0; i < 2; i++) {
+                double w = m[20 + i], f = m[23 + i];
+                char ws[16] = "-", fs[16] = "-", rs[16] = "";
+                if (w >= 0)
+                    snprintf(ws, sizeof ws, "%.1f us", w);
+                if (f >= 0)
+                    snprintf(fs, sizeof fs, "%.1f us", f);
+                if (w >= 0 && f > 0)
+                    snprintf(rs, sizeof rs, "%.2f", w / f);
+                printf("  %-40s %12s %12s %8s\n", what[i], ws, fs, rs);
+            }
+        }
         if (g_layer_floor)
             printf("  %-40s %12s %9.1f us %8.2f  wake p50 / this (p99 %.1f us)\n",
                    "layer floor: actor->I/O->Redis->actor", "", m[11], m[11] > 0 ? m[0] / m[11] : 0,
@@ -1516,6 +1642,7 @@ static void run_size(const conf_t *cf)
     }
     fflush(stdout);
     free(b->wake);
+    free(b->wone);
     free(b->ack);
     free(b->rts);
     pthread_mutex_destroy(&b->lock);
@@ -1525,50 +1652,109 @@ static void run_size(const conf_t *cf)
 
 /* ---------------------------------------------------------------- main */
 
+/* --placement: find the Redis process on this host and keep its /proc stat open. INFO's
+ * process_id names it; since a pid taken from a Redis on another host could name an unrelated
+ * local process, the pid must also be the unix socket's peer (SO_PEERCRED), or, over TCP, the
+ * host a loopback address and the process a redis-server. 0, or -1 with why. */
+static int placement_open(char *why, size_t len)
+{
+    redisContext *c = raw_connect();
+    redisReply *r = redisCommand(c, "INFO server");
+    if (r == NULL || r->type != REDIS_REPLY_STRING) {
+        snprintf(why, len, "INFO server failed");
+        freeReplyObject(r);
+        redisFree(c);
+        return -1;
+    }
+    const char *p = strstr(r->str, "process_id:");
+    long pid = p ? strtol(p + 11, NULL, 10) : 0;
+    freeReplyObject(r);
+    bool local;
+    if (g_conf.unix_path) {
+        struct ucred cred;
+        socklen_t cl = sizeof cred;
+        local = getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0 && cred.pid == pid;
+    } else {
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (f) {
+            if (fgets(comm, sizeof comm, f) == NULL)
+                comm[0] = '\0';
+            fclose(f);
+        }
+        local = (strcmp(g_conf.host, "127.0.0.1") == 0 || strcmp(g_conf.host, "::1") == 0 ||
+                 strcmp(g_conf.host, "localhost") == 0) &&
+                strncmp(comm, "redis-server", 12) == 0;
+    }
+    redisFree(c);
+    if (pid <= 0 || !local) {
+        snprintf(why, len,
+                 "Redis (pid %ld) is not a process on this host: placement needs a local Redis, "
+                 "over a unix socket or a loopback address (scripts/with-redis), and /proc",
+                 pid);
+        return -1;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    g_redis_stat = open(path, O_RDONLY | O_CLOEXEC);
+    if (g_redis_stat < 0 || redis_cpu() < 0) {
+        snprintf(why, len, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
-          "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
-          "[--layer-floor]\n"
-          "                    [--protocol-floor] [--scrape-ms N] [--fanout-ceiling]\n"
-          "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
-          "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
-          "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
-          "  from min(256, N) senders (vs a pipelined raw-hiredis ceiling of the same command\n"
-          "  mix). Medians of --runs runs (default 3). Sizes default to 1,1000,10000,100000.\n"
-          "  --samples: latency samples per run (default 5000); --rt-seconds: length of the\n"
-          "  round-trip phase (default 2). --quick = sizes 1,1000, 1000 samples, 1 s phases,\n"
-          "  1 run. --flush runs FLUSHDB before each size: only for a throwaway server\n"
-          "  (scripts/with-redis). The secret is BLOCKING_COORDINATION_SECRET, or a fixed\n"
-          "  bench secret when it is unset. --no-ack-wait (diagnostic): the latency sender\n"
-          "  does not wait for ACKs, so the wake latency is measured without the ACK wait's\n"
-          "  subscription traffic running beside it (the ACK columns are then empty).\n"
-          "  --spin-us N: how long an idle worker spins before parking (runtime default 50):\n"
-          "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
-          "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
-          "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
-          "  --protocol-floor (diagnostic): also measure one signal of our wire protocol sent\n"
-          "  and received by a minimal blocking client (sync hiredis, no runtime): signed,\n"
-          "  the coordinator's three commands in one write, the hint verified on receipt.\n"
-          "  wake / this is what the runtime adds; this / floor what the protocol costs.\n"
-          "  --fanout-ceiling (diagnostic): also measure the ceiling with a raw reader\n"
-          "  subscribed to max(N, 1024) receivers' and 256 senders' channels, as the hub is,\n"
-          "  so Redis delivers the mix's publishes and slot events as it does for the hub\n"
-          "  (the main ceiling has nobody subscribed, which spares Redis that work).\n"
-          "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
-          "  another thread during the measurement (compare with a run without it).\n"
-          "  The floor is sampled between our signals (one PUBLISH before each signal, once\n"
-          "  the previous signal's durable copy was consumed), so that both see the same\n"
-          "  moments of a noisy machine and a quiet runtime. The floor and the ceiling are\n"
-          "  measured with the runtime's CPU warmers held on (the CPU conditions our signals\n"
-          "  see); the floor with them released is reported too (floor_cold_pubsub_p50_us),\n"
-          "  from a run of its own.\n"
-          "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes),\n"
-          "  BC_IO_POLL=0|1 (worker reads), BC_IO_RUN=0|1 (the I/O thread runs turns) and\n"
-          "  BC_WARM_US (CPU warmers, 0 = off); docs/runtime.md. The hub reads\n"
-          "  BC_HINT_FIRST=0|1 (the publish hint in a write of its own; docs/protocol.md\n"
-          "  §2.2). Run the same binary with each to compare them.\n",
-          f);
+    fputs(
+        "usage: signal_bench [--json] [--runs R] [--quick] [--sizes N,N,...] [--samples S]\n"
+        "                    [--rt-seconds S] [--flush] [--spin-us N] [--no-ack-wait] "
+        "[--layer-floor]\n"
+        "                    [--protocol-floor] [--placement] [--scrape-ms N] [--fanout-ceiling]\n"
+        "  Hosts N waiting coordinators in one hub (heartbeats on) and measures, against\n"
+        "  Redis in the same run (REDIS_URL): wake latency and ACK latency of one signal at a\n"
+        "  time (p50/p99/p99.9 vs a raw PUBLISH->SUBSCRIBE floor), and sustained round trips\n"
+        "  from min(256, N) senders (vs a pipelined raw-hiredis ceiling of the same command\n"
+        "  mix). Medians of --runs runs (default 3). Sizes default to 1,1000,10000,100000.\n"
+        "  --samples: latency samples per run (default 5000); --rt-seconds: length of the\n"
+        "  round-trip phase (default 2). --quick = sizes 1,1000, 1000 samples, 1 s phases,\n"
+        "  1 run. --flush runs FLUSHDB before each size: only for a throwaway server\n"
+        "  (scripts/with-redis). The secret is BLOCKING_COORDINATION_SECRET, or a fixed\n"
+        "  bench secret when it is unset. --no-ack-wait (diagnostic): the latency sender\n"
+        "  does not wait for ACKs, so the wake latency is measured without the ACK wait's\n"
+        "  subscription traffic running beside it (the ACK columns are then empty).\n"
+        "  --spin-us N: how long an idle worker spins before parking (runtime default 50):\n"
+        "  less spin leaves more CPU to Redis (throughput), more spin wakes faster (latency).\n"
+        "  --layer-floor (diagnostic): also measure the floor through the runtime's Redis\n"
+        "  layer (actor -> I/O thread -> PUBLISH -> subscriber -> I/O thread -> actor).\n"
+        "  --protocol-floor (diagnostic): also measure one signal of our wire protocol sent\n"
+        "  and received by a minimal blocking client (sync hiredis, no runtime): signed,\n"
+        "  the coordinator's three commands in one write, the hint verified on receipt.\n"
+        "  wake / this is what the runtime adds; this / floor what the protocol costs.\n"
+        "  --placement (diagnostic): record, for every wake and floor sample, whether Redis\n"
+        "  and the receiver ran on one CPU (Redis's CPU from /proc: a Redis on this host\n"
+        "  only), and report the share of samples that did and the p50 of each group. The\n"
+        "  floor is fastest when its parties chain on one CPU, and its p50 follows the mode\n"
+        "  most of its samples fall into.\n"
+        "  --fanout-ceiling (diagnostic): also measure the ceiling with a raw reader\n"
+        "  subscribed to max(N, 1024) receivers' and 256 senders' channels, as the hub is,\n"
+        "  so Redis delivers the mix's publishes and slot events as it does for the hub\n"
+        "  (the main ceiling has nobody subscribed, which spares Redis that work).\n"
+        "  --scrape-ms N: serve the hub's metrics and scrape GET /metrics every N ms from\n"
+        "  another thread during the measurement (compare with a run without it).\n"
+        "  The floor is sampled between our signals (one PUBLISH before each signal, once\n"
+        "  the previous signal's durable copy was consumed), so that both see the same\n"
+        "  moments of a noisy machine and a quiet runtime. The floor and the ceiling are\n"
+        "  measured with the runtime's CPU warmers held on (the CPU conditions our signals\n"
+        "  see); the floor with them released is reported too (floor_cold_pubsub_p50_us),\n"
+        "  from a run of its own.\n"
+        "  The runtime reads BC_WORKERS, BC_IO_SPIN_US, BC_IO_DIRECT=0|1 (direct writes),\n"
+        "  BC_IO_POLL=0|1 (worker reads), BC_IO_RUN=0|1 (the I/O thread runs turns) and\n"
+        "  BC_WARM_US (CPU warmers, 0 = off); docs/runtime.md. The hub reads\n"
+        "  BC_HINT_FIRST=0|1 (the publish hint in a write of its own; docs/protocol.md\n"
+        "  §2.2). Run the same binary with each to compare them.\n",
+        f);
 }
 
 int main(int argc, char **argv)
@@ -1589,6 +1775,7 @@ int main(int argc, char **argv)
                                          {"spin-us", required_argument, NULL, 'S'},
                                          {"layer-floor", no_argument, 0, 'L'},
                                          {"protocol-floor", no_argument, 0, 'P'},
+                                         {"placement", no_argument, 0, 'C'},
                                          {"fanout-ceiling", no_argument, 0, 'F'},
                                          {"scrape-ms", required_argument, 0, 'M'},
                                          {"help", no_argument, 0, 'h'},
@@ -1647,6 +1834,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             g_pfloor = 1;
+            break;
+        case 'C':
+            g_placement = 1;
             break;
         case 'L':
             g_layer_floor = 1;
@@ -1716,6 +1906,13 @@ int main(int argc, char **argv)
                         "64-character bench secret\n");
     }
     g_secret = secret;
+    if (g_placement) {
+        char why[300];
+        if (placement_open(why, sizeof why) != 0) {
+            fprintf(stderr, "signal_bench: --placement: %s\n", why);
+            return 2;
+        }
+    }
     if (samples == 0)
         samples = quick ? 1000 : 5000;
     if (rt_secs == 0)
@@ -1731,6 +1928,8 @@ int main(int argc, char **argv)
         cf.n = sizes[i];
         run_size(&cf);
     }
+    if (g_redis_stat >= 0)
+        close(g_redis_stat);
     bc_redis_conf_free(&g_conf);
     return 0;
 }
