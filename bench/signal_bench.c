@@ -386,32 +386,47 @@ typedef struct {
     lat_log_t log;
 } floor_t;
 
-static void *floor_subscriber(void *arg)
+/* Read a floor's subscriber connection until its "quit" message or a failure, handing each
+ * message to fn with the clock read as it arrived. */
+static void sub_read(redisContext *sub,
+                     void (*fn)(void *arg, const char *ch, const redisReply *pl, uint64_t now),
+                     void *arg)
 {
-    floor_t *f = arg;
     for (;;) {
         redisReply *r = NULL;
-        if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
+        if (redisGetReply(sub, (void **)&r) != REDIS_OK || r == NULL)
             break;
         uint64_t now = bc_now_ns();
         const char *ch;
         const redisReply *pl = pubsub_payload(r, &ch);
         int quit = pl && strcmp(pl->str, "quit") == 0;
-        if (pl && !quit) {
-            char *end;
-            uint64_t seq = strtoull(pl->str, &end, 10);
-            uint64_t t = strtoull(end + 1, NULL, 10);
-            int cpu = g_placement ? sched_getcpu() : -1;
-            pthread_mutex_lock(&f->log.lock);
-            if (f->one && f->log.n < f->log.cap)
-                f->one[f->log.n] = one_cpu(cpu);
-            lat_log_add(&f->log, seq, (double)(now - t) / 1e3, 1);
-            pthread_mutex_unlock(&f->log.lock);
-        }
+        if (pl && !quit)
+            fn(arg, ch, pl, now);
         freeReplyObject(r);
         if (quit)
             break;
     }
+}
+
+static void floor_message(void *arg, const char *ch, const redisReply *pl, uint64_t now)
+{
+    floor_t *f = arg;
+    (void)ch;
+    char *end;
+    uint64_t seq = strtoull(pl->str, &end, 10);
+    uint64_t t = strtoull(end + 1, NULL, 10);
+    signed char one = g_placement ? one_cpu(sched_getcpu()) : -1;
+    pthread_mutex_lock(&f->log.lock);
+    if (f->one && f->log.n < f->log.cap)
+        f->one[f->log.n] = one;
+    lat_log_add(&f->log, seq, (double)(now - t) / 1e3, 1);
+    pthread_mutex_unlock(&f->log.lock);
+}
+
+static void *floor_subscriber(void *arg)
+{
+    floor_t *f = arg;
+    sub_read(f->sub, floor_message, f);
     return NULL;
 }
 
@@ -500,35 +515,30 @@ typedef struct {
     lat_log_t log;
 } pfloor_t;
 
+/* The hint's clock is read once it is decoded and verified, as the watcher would. */
+static void pfloor_message(void *arg, const char *ch, const redisReply *pl, uint64_t now)
+{
+    pfloor_t *f = arg;
+    (void)now;
+    if (strcmp(ch, f->notify) != 0)
+        return; /* the keyspace events: read, as the watcher reads them */
+    bc_sig_fields_t sf;
+    const char *why = NULL;
+    int ok = bc_sig_decode(f->hmac, pl->str, pl->len, f->id, 1, &sf, &why) == 0;
+    uint64_t at = bc_now_ns();
+    pthread_mutex_lock(&f->log.lock);
+    lat_log_add(&f->log, f->seq, (double)(at - f->t_sent) / 1e3, ok);
+    if (!ok)
+        f->bad++;
+    pthread_mutex_unlock(&f->log.lock);
+    if (ok)
+        bc_sig_fields_clear(&sf);
+}
+
 static void *pfloor_subscriber(void *arg)
 {
     pfloor_t *f = arg;
-    for (;;) {
-        redisReply *r = NULL;
-        if (redisGetReply(f->sub, (void **)&r) != REDIS_OK || r == NULL)
-            break;
-        const char *ch;
-        const redisReply *pl = pubsub_payload(r, &ch);
-        if (pl && strcmp(ch, f->notify) != 0)
-            pl = NULL; /* the keyspace events: read, as the watcher reads them */
-        int quit = pl && strcmp(pl->str, "quit") == 0;
-        if (pl && !quit) {
-            bc_sig_fields_t sf;
-            const char *why = NULL;
-            int ok = bc_sig_decode(f->hmac, pl->str, pl->len, f->id, 1, &sf, &why) == 0;
-            uint64_t now = bc_now_ns();
-            pthread_mutex_lock(&f->log.lock);
-            lat_log_add(&f->log, f->seq, (double)(now - f->t_sent) / 1e3, ok);
-            if (!ok)
-                f->bad++;
-            pthread_mutex_unlock(&f->log.lock);
-            if (ok)
-                bc_sig_fields_clear(&sf);
-        }
-        freeReplyObject(r);
-        if (quit)
-            break;
-    }
+    sub_read(f->sub, pfloor_message, f);
     return NULL;
 }
 
@@ -868,12 +878,11 @@ static void rx_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg
     bench_t *b = arg;
     if (status == 0 && s->payload && strcmp(s->sender, b->tx_id) == 0) {
         uint64_t t = json_u64(s->payload, "\"t\":"), seq = json_u64(s->payload, "\"seq\":");
-        int cpu = g_placement ? sched_getcpu() : -1;
+        signed char one = g_placement ? one_cpu(sched_getcpu()) : -1;
         pthread_mutex_lock(&b->lock);
         if (seq == b->seq && !b->got_wake) {
             if (b->nwake < b->cap) {
-                if (g_placement)
-                    b->wone[b->nwake] = one_cpu(cpu);
+                b->wone[b->nwake] = one;
                 b->wake[b->nwake++] = (double)(now - t) / 1e3;
             }
             b->got_wake = 1;
