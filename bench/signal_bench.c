@@ -51,6 +51,9 @@
 #define CEIL_CMDS 9     /* commands per ceiling iteration */
 #define VALUE_BYTES 300 /* signal and ACK JSON are ~250-300 bytes */
 #define NCOL 25         /* figures kept per run */
+/* --placement's columns: the wake's share on one CPU, p50 of those, p50 of the others, then
+ * the same three for the floor. */
+#define COL_PLACE 19
 
 static int g_json;
 /* Sender ids carry this process's pid and an incarnation number (bench-tx-<pid>-<n>,
@@ -94,23 +97,19 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The median of the runs' figures v[0..n) that are known: a run marks a figure it has none of
+ * (a placement group no sample fell into) with -1, and -1 comes back when no run has one. */
 static double median(const double *v, int n)
-{
-    double s[MAX_RUNS];
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
-/* The median of the values of v[0..n) that are known (>= 0), or -1 when none is. */
-static double median_known(const double *v, int n)
 {
     double s[MAX_RUNS];
     int k = 0;
     for (int i = 0; i < n; i++)
         if (v[i] >= 0)
             s[k++] = v[i];
-    return k ? median(s, k) : -1;
+    if (k == 0)
+        return -1;
+    qsort(s, (size_t)k, sizeof *s, cmp_double);
+    return k % 2 ? s[k / 2] : (s[k / 2 - 1] + s[k / 2]) / 2;
 }
 
 /* Percentile q (0..1) of v[0..n), which gets sorted; 0 for n == 0. */
@@ -1505,8 +1504,7 @@ static void run_size(const conf_t *cf)
     }
     double m[NCOL];
     for (int j = 0; j < NCOL; j++)
-        m[j] = j == 20 || j == 21 || j == 23 || j == 24 ? median_known(v[j], cf->runs)
-                                                        : median(v[j], cf->runs);
+        m[j] = median(v[j], cf->runs);
     /* The command mix of the run with the median round-trip rate. */
     int mid = 0;
     for (int i = 0; i < cf->runs; i++)
@@ -1528,7 +1526,7 @@ static void run_size(const conf_t *cf)
     if (g_placement) {
         /* A group no sample fell into has no p50: null. */
         char p50s[4][16];
-        const int col[4] = {20, 21, 23, 24};
+        const int col[4] = {COL_PLACE + 1, COL_PLACE + 2, COL_PLACE + 4, COL_PLACE + 5};
         for (int i = 0; i < 4; i++)
             if (m[col[i]] < 0)
                 snprintf(p50s[i], sizeof p50s[i], "null");
@@ -1538,7 +1536,7 @@ static void run_size(const conf_t *cf)
                  "\"wake_one_cpu_share\":%.3f,\"wake_one_cpu_p50_us\":%s,"
                  "\"wake_across_p50_us\":%s,\"floor_one_cpu_share\":%.3f,"
                  "\"floor_one_cpu_p50_us\":%s,\"floor_across_p50_us\":%s,",
-                 m[19], p50s[0], p50s[1], m[22], p50s[2], p50s[3]);
+                 m[COL_PLACE], p50s[0], p50s[1], m[COL_PLACE + 3], p50s[2], p50s[3]);
     }
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
@@ -1594,10 +1592,10 @@ static void run_size(const conf_t *cf)
                    m[17] > 0 ? m[0] / m[17] : 0, m[18], m[6] > 0 ? m[17] / m[6] : 0);
         if (g_placement) {
             printf("  %-40s %9.0f %% %11.0f %%\n", "Redis and receiver on one CPU: samples",
-                   100 * m[19], 100 * m[22]);
+                   100 * m[COL_PLACE], 100 * m[COL_PLACE + 3]);
             const char *what[2] = {"  p50 of those", "  p50 of the others"};
             for (int i = 0; i < 2; i++) {
-                double w = m[20 + i], f = m[23 + i];
+                double w = m[COL_PLACE + 1 + i], f = m[COL_PLACE + 4 + i];
                 char ws[16] = "-", fs[16] = "-", rs[16] = "";
                 if (w >= 0)
                     snprintf(ws, sizeof ws, "%.1f us", w);
