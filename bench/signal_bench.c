@@ -999,7 +999,9 @@ static void wait_ready(bench_t *b, uint64_t want, const char *what)
 /* Let the start-up traffic (subscriptions, first drains, first heartbeats) drain away. The
  * first heartbeats go out at most 1024 a tick (actors/heartbeat.c), so with a long interval
  * (ticks of up to 20 ms) those of 100,000 coordinators take seconds, with nothing in flight
- * between two ticks: the wait is also for every hosted coordinator's first heartbeat. */
+ * between two ticks: the wait is also for as many heartbeat writes as hosted coordinators. (A
+ * count of writes, not of coordinators: it would be met early only if second heartbeats began
+ * before the last first ones, which needs a spawn longer than the interval.) */
 static void settle(bench_t *b)
 {
     bc_redis_stats_t st;
