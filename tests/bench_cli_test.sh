@@ -16,13 +16,7 @@ dir=$(mktemp -d)
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 
-check() { # check NAME WANT_RC WANT_TEXT CMD...
-    local name=$1 want=$2 text=$3 out rc; shift 3
-    out=$(timeout 120 "$@" 2>&1); rc=$?
-    if [ "$rc" = "$want" ] && grep -qF -- "$text" <<<"$out"; then ok "$name"; else
-        echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
-    fi
-}
+CHECK_TIMEOUT=120
 short=(--sizes 1 --runs 1 --samples 20 --rt-seconds 0.2 --flush --json)
 
 check "help names --placement"   0 "--placement (diagnostic)" "$bench" --help

@@ -20,13 +20,6 @@ dir=$(mktemp -d)
 source "$2/tests/coord_lib.sh"
 unset HEARTBEAT_TTL_S REAPER_STALE_MS REAPER_SCAN_MS REAPER_WARNINGS METRICS_PORT BC_LOG_LEVEL
 
-check() { # check NAME WANT_RC WANT_TEXT CMD...
-    local name=$1 want=$2 text=$3 out; shift 3
-    out=$(timeout 20 "$@" 2>&1); rc=$?
-    if [ "$rc" = "$want" ] && grep -qF -- "$text" <<<"$out"; then ok "$name"; else
-        echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
-    fi
-}
 # verify RESULTS EXPECTED_KEYS PYTHON_CONDITIONS...: every condition is a Python expression
 # over r (the parsed results.json); prints the ones that do not hold.
 verify() {

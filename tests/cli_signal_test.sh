@@ -32,13 +32,6 @@ finish() { # finish NAME [SECONDS]: exit status in rc (124: still running)
     wait "$p"; rc=$?
     unset "PIDS[$1]"
 }
-check() { # check NAME WANT_RC WANT_TEXT CMD...
-    local name=$1 want=$2 text=$3 out; shift 3
-    out=$(timeout 20 "$@" 2>&1); rc=$?
-    if [ "$rc" = "$want" ] && grep -qF -- "$text" <<<"$out"; then ok "$name"; else
-        echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
-    fi
-}
 scan() { R --scan --pattern 'blocking:*' | sort; }
 
 # ---------------------------------------------------------------- signal + ACK with a runner

@@ -44,6 +44,14 @@ start() { # start NAME CMD...: run CMD in the background, output in $dir/NAME.{o
     "$@" >"$dir/$name.out" 2>"$dir/$name.err" &
     PIDS[$name]=$!
 }
+check() { # check NAME WANT_RC WANT_TEXT CMD...: CMD (within CHECK_TIMEOUT s, default 20) exits
+    # WANT_RC and its output holds WANT_TEXT; rc keeps its exit status
+    local name=$1 want=$2 text=$3 out; shift 3
+    out=$(timeout "${CHECK_TIMEOUT:-20}" "$@" 2>&1); rc=$?
+    if [ "$rc" = "$want" ] && grep -qF -- "$text" <<<"$out"; then ok "$name"; else
+        echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
+    fi
+}
 free_port() { # a TCP port free on 127.0.0.1 now (it can be taken before use: callers retry)
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

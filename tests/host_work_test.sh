@@ -21,13 +21,6 @@ unset HEARTBEAT_TTL_S REAPER_STALE_MS REAPER_SCAN_MS REAPER_WARNINGS METRICS_POR
 json_get() { # json_get FIELD < JSON
     python3 -c "import json,sys; v=json.load(sys.stdin).get('$1'); print('null' if v is None else v)"
 }
-check() { # check NAME WANT_RC WANT_TEXT CMD...
-    local name=$1 want=$2 text=$3 out; shift 3
-    out=$(timeout 20 "$@" 2>&1); rc=$?
-    if [ "$rc" = "$want" ] && grep -qF -- "$text" <<<"$out"; then ok "$name"; else
-        echo "FAIL $name: rc $rc (want $want), output:"; sed 's/^/    /' <<<"$out" | head -12; fail=1
-    fi
-}
 until_true() { # until_true SECONDS CMD...: run CMD every 0.1 s until it succeeds
     local lim=$(( $1 * 10 )) i; shift
     for ((i = 0; i < lim; i++)); do "$@" && return 0; sleep 0.1; done
