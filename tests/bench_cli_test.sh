@@ -7,12 +7,7 @@
 set -uo pipefail
 build=$1
 bench="$build/bench/signal_bench"
-for tool in redis-server redis-cli python3; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-[ -x "$bench" ] || { echo "FAIL: $bench not built"; exit 1; }
-
-dir=$(mktemp -d)
+NEEDS=python3 BINS=("$bench")
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 

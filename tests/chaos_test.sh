@@ -10,12 +10,7 @@
 set -uo pipefail
 build=$1
 bc="$build/blockcoord"
-for tool in redis-server redis-cli python3; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-[ -x "$bc" ] || { echo "FAIL: $bc not built"; exit 1; }
-
-dir=$(mktemp -d)
+NEEDS=python3 BINS=("$bc")
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 unset HEARTBEAT_TTL_S REAPER_STALE_MS REAPER_SCAN_MS REAPER_WARNINGS METRICS_PORT BC_LOG_LEVEL

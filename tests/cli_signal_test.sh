@@ -7,12 +7,7 @@ set -uo pipefail
 build=$1
 bc="$build/blockcoord"
 runner="$build/coordinator-runner"
-for tool in redis-server redis-cli openssl; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-[ -x "$bc" ] && [ -x "$runner" ] || { echo "FAIL: $bc or $runner not built"; exit 1; }
-
-dir=$(mktemp -d)
+NEEDS=openssl BINS=("$bc" "$runner")
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 json_get() { # json_get FIELD < JSON

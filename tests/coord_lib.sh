@@ -1,7 +1,15 @@
 # coord_lib.sh - shared by the coordinator shell tests (sourced, not run): a private
-# redis-server on a Unix socket in $dir, stopped by its PID on exit, plus small helpers.
-# The sourcing test sets `dir` (a fresh temp dir) and may add PIDs to the PIDS array and
-# extra pids to EXTRA_PIDS; cleanup kills them all.
+# redis-server on a Unix socket in $dir (a fresh temp dir), stopped by its PID on exit, plus
+# small helpers. Before sourcing, the test may set NEEDS (tools besides redis-server and
+# redis-cli: one missing skips the test, exit 77) and BINS (the programs it runs: one not built
+# fails it). It may add PIDs to the PIDS array and extra pids to EXTRA_PIDS; cleanup kills them.
+for tool in redis-server redis-cli ${NEEDS:-}; do
+    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
+done
+for b in ${BINS[@]+"${BINS[@]}"}; do
+    [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
+dir=$(mktemp -d)
 SECRET=a3f7e9b2c1d8f4a6e2b9c7d3f8a4e1b6c9d2f7a3e8b1c4d6f9a2e7b3c8d1f4a6
 sock="$dir/r.sock"
 declare -A PIDS=()

@@ -10,17 +10,13 @@ set -uo pipefail
 build=$1
 src=$2
 bc="$build/blockcoord"
-for tool in redis-server redis-cli; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
 command -v promtool >/dev/null ||
     { echo "FAIL: promtool not found: scripts/install-deps installs it (Debian package prometheus)"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 not found (parses the dashboard and the PromQL)"; exit 1; }
-[ -x "$bc" ] || { echo "FAIL: $bc not built"; exit 1; }
+BINS=("$bc")
 prom="$src/deploy/prometheus"
 dash="$src/deploy/grafana/blockcoord-dashboard.json"
 
-dir=$(mktemp -d)
 # shellcheck source=tests/coord_lib.sh
 source "$src/tests/coord_lib.sh"
 

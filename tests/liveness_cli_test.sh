@@ -10,9 +10,7 @@ runner="$build/coordinator-runner"
 for tool in redis-server redis-cli python3; do
     command -v "$tool" >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps)"; exit 1; }
 done
-[ -x "$bc" ] && [ -x "$runner" ] || { echo "FAIL: $bc or $runner not built"; exit 1; }
-
-dir=$(mktemp -d)
+BINS=("$bc" "$runner")
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 

@@ -8,15 +8,10 @@ set -uo pipefail
 build=$1
 src=$2
 bc="$build/blockcoord"
-for tool in redis-server redis-cli; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
 command -v prometheus >/dev/null ||
     { echo "FAIL: prometheus not found: scripts/install-deps installs it (Debian package prometheus)"; exit 1; }
 command -v python3 >/dev/null || { echo "FAIL: python3 not found (reads the Prometheus HTTP API)"; exit 1; }
-[ -x "$bc" ] || { echo "FAIL: $bc not built"; exit 1; }
-
-dir=$(mktemp -d)
+BINS=("$bc")
 # shellcheck source=tests/coord_lib.sh
 source "$src/tests/coord_lib.sh"
 count=7
