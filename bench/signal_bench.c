@@ -157,7 +157,8 @@ static signed char one_cpu(int rx)
     return r == rx;
 }
 
-/* The share of samples on one CPU and the p50 of each group (-1 for an empty group). */
+/* The share of samples on one CPU and the p50 of each group; -1 for what no sample gave (a
+ * share when Redis's CPU could not be read at all, the p50 of an empty group). */
 static void placement_split(const double *lat, const signed char *one, size_t n, double out[3])
 {
     double *a = malloc((n + 1) * sizeof *a), *b = malloc((n + 1) * sizeof *b);
@@ -170,7 +171,7 @@ static void placement_split(const double *lat, const signed char *one, size_t n,
         else if (one[i] == 0)
             b[nb++] = lat[i];
     }
-    out[0] = na + nb ? (double)na / (double)(na + nb) : 0;
+    out[0] = na + nb ? (double)na / (double)(na + nb) : -1;
     out[1] = na ? pct(a, na, 0.50) : -1;
     out[2] = nb ? pct(b, nb, 0.50) : -1;
     free(a);
@@ -1526,19 +1527,19 @@ static void run_size(const conf_t *cf)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
                  "\"floor_protocol_p50_us\":%.1f,\"floor_protocol_p99_us\":%.1f,", m[17], m[18]);
     if (g_placement) {
-        /* A group no sample fell into has no p50: null. */
-        char p50s[4][16];
-        const int col[4] = {COL_PLACE + 1, COL_PLACE + 2, COL_PLACE + 4, COL_PLACE + 5};
-        for (int i = 0; i < 4; i++)
-            if (m[col[i]] < 0)
-                snprintf(p50s[i], sizeof p50s[i], "null");
+        /* What no sample gave (-1) is null. */
+        static const char *const key[6] = {"wake_one_cpu_share",   "wake_one_cpu_p50_us",
+                                           "wake_across_p50_us",   "floor_one_cpu_share",
+                                           "floor_one_cpu_p50_us", "floor_across_p50_us"};
+        for (int i = 0; i < 6; i++) {
+            double x = m[COL_PLACE + i];
+            size_t at = strlen(extra);
+            if (x < 0)
+                snprintf(extra + at, sizeof extra - at, "\"%s\":null,", key[i]);
             else
-                snprintf(p50s[i], sizeof p50s[i], "%.1f", m[col[i]]);
-        snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
-                 "\"wake_one_cpu_share\":%.3f,\"wake_one_cpu_p50_us\":%s,"
-                 "\"wake_across_p50_us\":%s,\"floor_one_cpu_share\":%.3f,"
-                 "\"floor_one_cpu_p50_us\":%s,\"floor_across_p50_us\":%s,",
-                 m[COL_PLACE], p50s[0], p50s[1], m[COL_PLACE + 3], p50s[2], p50s[3]);
+                snprintf(extra + at, sizeof extra - at, i % 3 ? "\"%s\":%.1f," : "\"%s\":%.3f,",
+                         key[i], x);
+        }
     }
     if (g_no_ack_wait)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), "\"no_ack_wait\":1,");
@@ -1593,8 +1594,12 @@ static void run_size(const conf_t *cf)
                    "protocol floor: minimal client, our wire", "", m[17],
                    m[17] > 0 ? m[0] / m[17] : 0, m[18], m[6] > 0 ? m[17] / m[6] : 0);
         if (g_placement) {
-            printf("  %-40s %9.0f %% %11.0f %%\n", "Redis and receiver on one CPU: samples",
-                   100 * m[COL_PLACE], 100 * m[COL_PLACE + 3]);
+            char sh[2][16];
+            for (int i = 0; i < 2; i++) {
+                double x = m[COL_PLACE + 3 * i];
+                snprintf(sh[i], sizeof sh[i], x < 0 ? "-" : "%.0f %%", 100 * x);
+            }
+            printf("  %-40s %12s %12s\n", "Redis and receiver on one CPU: samples", sh[0], sh[1]);
             const char *what[2] = {"  p50 of those", "  p50 of the others"};
             for (int i = 0; i < 2; i++) {
                 double w = m[COL_PLACE + 1 + i], f = m[COL_PLACE + 4 + i];
