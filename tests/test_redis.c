@@ -315,6 +315,13 @@ static void sleepy_io_client_free(bc_actor_t *a, bc_redis_t *r, bc_runtime_t *rt
  * it spins): a machine loaded enough (TSan, suites in parallel) can leave a try without a
  * single worker read, so a count of 0 is tried again, and only 0 every time fails. */
 #define TIMING_TRIES 5
+/* Run ONCE (an expression: true when its timing-dependent counts were seen) until it is true,
+ * at most TIMING_TRIES times. */
+#define TIMING_RETRY(once, what)                                                                   \
+    for (int try_ = 1; !(once); try_++) {                                                          \
+        assert_true(try_ < TIMING_TRIES);                                                          \
+        fprintf(stderr, "%s: a count that depends on timing was 0; again\n", what);                \
+    }
 
 /* One ping-pong run; returns whether its timing-dependent counts were seen (the others are
  * asserted here). */
@@ -350,11 +357,7 @@ static bool ping_pong_once(bc_test_redis_t *h, int direct)
 
 static void run_ping_pong(bc_test_redis_t *h, int direct)
 {
-    int t = 0;
-    while (!ping_pong_once(h, direct)) {
-        assert_true(++t < TIMING_TRIES);
-        fprintf(stderr, "ping-pong (direct %d): no direct write or worker read; again\n", direct);
-    }
+    TIMING_RETRY(ping_pong_once(h, direct), "ping-pong");
 }
 
 static void test_direct_writes(void **st)
@@ -507,11 +510,7 @@ static bool worker_reads_once(bc_test_redis_t *h, int direct, int poll, bool kil
 
 static void run_worker_reads(bc_test_redis_t *h, int direct, int poll, bool kill, bool urgent)
 {
-    int t = 0;
-    while (!worker_reads_once(h, direct, poll, kill, urgent)) {
-        assert_true(++t < TIMING_TRIES);
-        fprintf(stderr, "worker reads: a count that depends on timing was 0; again\n");
-    }
+    TIMING_RETRY(worker_reads_once(h, direct, poll, kill, urgent), "worker reads");
 }
 
 static void test_worker_reads(void **st)
