@@ -25,6 +25,7 @@
  * starts from on_start and continues from its ACK callback.)
  */
 #include "hub.h"
+#include "net.h"
 #include "redis_conf.h"
 
 #include <arpa/inet.h>
@@ -1669,7 +1670,7 @@ static void run_size(const conf_t *cf)
 /* --placement: find the Redis process on this host and keep its /proc stat open. INFO's
  * process_id names it; since a pid taken from a Redis on another host could name an unrelated
  * local process, the pid must also be the unix socket's peer (SO_PEERCRED), or, over TCP, the
- * host a loopback address and the process a redis-server. 0, or -1 with why. */
+ * connection's peer a loopback address and the process a redis-server. 0, or -1 with why. */
 static int placement_open(char *why, size_t len)
 {
     redisContext *c = raw_connect();
@@ -1697,9 +1698,10 @@ static int placement_open(char *why, size_t len)
                 comm[0] = '\0';
             fclose(f);
         }
-        local = (strcmp(g_conf.host, "127.0.0.1") == 0 || strcmp(g_conf.host, "::1") == 0 ||
-                 strcmp(g_conf.host, "localhost") == 0) &&
-                strncmp(comm, "redis-server", 12) == 0;
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        local = getpeername(c->fd, (struct sockaddr *)&peer, &pl) == 0 &&
+                bc_net_is_loopback(&peer) && strncmp(comm, "redis-server", 12) == 0;
     }
     redisFree(c);
     if (pid <= 0 || !local) {

@@ -7,6 +7,7 @@
  * never sends costs one timer and a bounded buffer; everyone else is served.
  */
 #include "http_impl.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -439,15 +440,12 @@ static void bc__conn_new(bc_http_server_t *srv, int fd, const struct sockaddr_st
         const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
         inet_ntop(AF_INET, &a->sin_addr, c->peer, sizeof c->peer);
         c->req.peer_port = ntohs(a->sin_port);
-        c->req.peer_loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
     } else {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
         inet_ntop(AF_INET6, &a->sin6_addr, c->peer, sizeof c->peer);
         c->req.peer_port = ntohs(a->sin6_port);
-        c->req.peer_loopback =
-            IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
-            (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127);
     }
+    c->req.peer_loopback = bc_net_is_loopback(ss);
     c->req.peer = c->peer;
     ev_io_init(&c->rio, bc__conn_read_cb, fd, EV_READ);
     ev_io_init(&c->wio, bc__conn_write_cb, fd, EV_WRITE);

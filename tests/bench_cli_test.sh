@@ -2,8 +2,8 @@
 # bench_cli_test.sh BUILD_DIR SOURCE_DIR: signal_bench's contract against a private
 # redis-server: exit 2 with a clear message on bad flags; --placement refuses a Redis it
 # cannot inspect (here one reached through a relay, whose socket peer is not Redis) and, with
-# a local one over the unix socket or TCP loopback, reports its figures in --json; a short
-# run completes with no errors.
+# a local one over the unix socket or TCP loopback (any 127/8 address), reports its figures
+# in --json; a short run completes with no errors.
 set -uo pipefail
 build=$1
 bench="$build/bench/signal_bench"
@@ -71,12 +71,15 @@ out=$(timeout 120 "$bench" "${short[@]}" --placement 2>"$dir/unix.err")
 placement_check "placement over the unix socket" "$out"
 
 port=$(free_port)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+redis-server --port "$port" --bind 127.0.0.1 127.0.0.2 --save '' --appendonly no --daemonize no \
     >"$dir/tcp.log" 2>&1 &
 EXTRA_PIDS="$EXTRA_PIDS $!"
 for _ in $(seq 100); do [ "$(redis-cli -p "$port" PING 2>/dev/null)" = PONG ] && break; sleep 0.05; done
 out=$(REDIS_URL="redis://127.0.0.1:$port" timeout 120 "$bench" "${short[@]}" --placement 2>"$dir/tcp.err")
 placement_check "placement over TCP loopback" "$out"
+# Any loopback peer is local, not only the names 127.0.0.1, ::1 and localhost.
+out=$(REDIS_URL="redis://127.0.0.2:$port" timeout 120 "$bench" "${short[@]}" --placement 2>"$dir/tcp2.err")
+placement_check "placement over another loopback address" "$out"
 
 # Without --placement none of its figures is reported.
 out=$(timeout 120 "$bench" "${short[@]}" 2>"$dir/plain.err")
