@@ -835,7 +835,7 @@ struct bench_s {
     int got_wake, got_ack;
     double *wake, *ack;
     size_t nwake, nack, cap;
-    signed char *wone; /* --placement: wake[i]'s Redis and receiver on one CPU */
+    signed char *wone; /* --placement only: wake[i]'s Redis and receiver on one CPU */
     uint64_t ack_fail;
 
     /* round trips */
@@ -883,7 +883,8 @@ static void rx_signal(bc_coord_t *c, int status, const bc_signal_t *s, void *arg
         pthread_mutex_lock(&b->lock);
         if (seq == b->seq && !b->got_wake) {
             if (b->nwake < b->cap) {
-                b->wone[b->nwake] = one;
+                if (b->wone)
+                    b->wone[b->nwake] = one;
                 b->wake[b->nwake++] = (double)(now - t) / 1e3;
             }
             b->got_wake = 1;
@@ -1390,10 +1391,10 @@ static void run_size(const conf_t *cf)
     b->k = cf->n < 256 ? cf->n : 256;
     b->cap = cf->samples;
     b->wake = malloc(cf->samples * sizeof *b->wake);
-    b->wone = calloc(cf->samples + 1, 1);
+    b->wone = g_placement ? calloc(cf->samples + 1, 1) : NULL;
     b->ack = malloc(cf->samples * sizeof *b->ack);
     b->rts = calloc(b->k, sizeof *b->rts);
-    if (b->wake == NULL || b->wone == NULL || b->ack == NULL || b->rts == NULL)
+    if (b->wake == NULL || (g_placement && b->wone == NULL) || b->ack == NULL || b->rts == NULL)
         die("out of memory");
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
