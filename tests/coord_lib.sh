@@ -1,10 +1,13 @@
 # coord_lib.sh - shared by the coordinator shell tests (sourced, not run): a private
 # redis-server on a Unix socket in $dir (a fresh temp dir), stopped by its PID on exit, plus
 # small helpers. Before sourcing, the test may set NEEDS (tools besides redis-server and
-# redis-cli: one missing skips the test, exit 77) and BINS (the programs it runs: one not built
-# fails it). It may add PIDs to the PIDS array and extra pids to EXTRA_PIDS; cleanup kills them.
+# redis-cli: one missing skips the test, exit 77, or fails it if NEEDS_FAIL=1) and BINS (the
+# programs it runs: one not built fails it). It may add PIDs to the PIDS array and extra pids
+# to EXTRA_PIDS; cleanup kills them.
 for tool in redis-server redis-cli ${NEEDS:-}; do
-    command -v "$tool" >/dev/null || { echo "skip: $tool not installed"; exit 77; }
+    command -v "$tool" >/dev/null && continue
+    [ "${NEEDS_FAIL:-0}" = 1 ] && { echo "FAIL: $tool not installed (scripts/install-deps)"; exit 1; }
+    echo "skip: $tool not installed"; exit 77
 done
 for b in ${BINS[@]+"${BINS[@]}"}; do
     [ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }

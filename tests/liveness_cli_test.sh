@@ -7,10 +7,7 @@ set -uo pipefail
 build=$1
 bc="$build/blockcoord"
 runner="$build/coordinator-runner"
-for tool in redis-server redis-cli python3; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool not installed (scripts/install-deps)"; exit 1; }
-done
-BINS=("$bc" "$runner")
+NEEDS=python3 NEEDS_FAIL=1 BINS=("$bc" "$runner")
 # shellcheck source=tests/coord_lib.sh
 source "$2/tests/coord_lib.sh"
 
